@@ -1,0 +1,38 @@
+//! Shared plumbing of the tpa binaries: exit codes, progress bars, console
+//! output. Each tool's logic is a module here; `src/bin/*` only call it.
+
+pub mod analyze;
+mod console;
+mod progress;
+
+use std::process::ExitCode;
+
+/// Runs a tool's body and turns its outcome into the process exit code:
+/// 0 on success, 1 with one `error:` line (and its causes) on failure.
+/// Usage errors exit with 2 from clap before this is reached.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What the tools that are not built yet say; exit code 2.
+pub fn not_yet_implemented(tool: &str, issue: &str) -> ExitCode {
+    eprintln!("{tool}: not yet implemented ({issue}); tpa-analyze works today, see the README");
+    ExitCode::from(2)
+}
+
+/// Sets the number of worker threads for the whole process.
+pub fn set_jobs(jobs: Option<usize>) -> anyhow::Result<()> {
+    if let Some(jobs) = jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot start {jobs} worker threads: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Opening a model: find its shards, map them, validate every header.
+//!
+//! A model is a directory as `snapshot_download` leaves it (shards plus
+//! `model.safetensors.index.json`, or one or more `.safetensors` files) or a
+//! single `.safetensors` file. Nothing but headers is read here.
+
+mod config;
+mod index;
+mod shard;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use config::ModelConfig;
+pub(crate) use shard::{Shard, TensorEntry};
+
+use crate::error::{Error, Result};
+use crate::tensors::TensorView;
+use index::ShardIndex;
+
+/// The index file name `transformers` writes for sharded checkpoints.
+const INDEX_NAME: &str = "model.safetensors.index.json";
+
+/// An opened model: every shard mapped, every header validated.
+pub struct Model {
+    path: PathBuf,
+    dir: PathBuf,
+    index: Option<PathBuf>,
+    shards: Vec<Shard>,
+    entries: Vec<TensorEntry>,
+    unindexed: Vec<String>,
+}
+
+impl Model {
+    /// Opens a model directory or a single `.safetensors` file.
+    ///
+    /// With a shard index, the index's `weight_map` decides which tensors the
+    /// model has; otherwise every `*.safetensors` file in the directory counts.
+    pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ModelPathMissing {
+                path: path.to_owned(),
+            },
+            _ => Error::io(path, e),
+        })?;
+        if metadata.is_file() {
+            let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+            if path.to_string_lossy().ends_with(".safetensors.index.json") {
+                return Model::open_indexed(path, &dir, path);
+            }
+            return Model::open_files(path, &dir, &[path.to_owned()]);
+        }
+        let index = path.join(INDEX_NAME);
+        if index.is_file() {
+            return Model::open_indexed(path, path, &index);
+        }
+        if let Some(other_index) = single_other_index(path)? {
+            return Model::open_indexed(path, path, &other_index);
+        }
+        let files = safetensors_files(path)?;
+        if files.is_empty() {
+            return Err(Error::NoSafetensors {
+                dir: path.to_owned(),
+                hint: no_safetensors_hint(path),
+            });
+        }
+        Model::open_files(path, path, &files)
+    }
+
+    fn open_files(path: &Path, dir: &Path, files: &[PathBuf]) -> Result<Model> {
+        let mut shards = Vec::with_capacity(files.len());
+        let mut entries = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, file) in files.iter().enumerate() {
+            let (shard, shard_entries) = Shard::open(file, i)?;
+            for entry in &shard_entries {
+                if let Some(&first) = seen.get(&entry.name) {
+                    return Err(Error::DuplicateTensor {
+                        tensor: entry.name.clone(),
+                        first: files[first].clone(),
+                        second: file.clone(),
+                    });
+                }
+                seen.insert(entry.name.clone(), i);
+            }
+            shards.push(shard);
+            entries.extend(shard_entries);
+        }
+        Ok(Model {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            index: None,
+            shards,
+            entries,
+            unindexed: Vec::new(),
+        })
+    }
+
+    fn open_indexed(path: &Path, dir: &Path, index_path: &Path) -> Result<Model> {
+        let index = ShardIndex::load(index_path)?;
+        let mut shards = Vec::new();
+        let mut entries = Vec::new();
+        let mut unindexed = Vec::new();
+        for (i, name) in index.shard_names().into_iter().enumerate() {
+            let file = dir.join(name);
+            if !file.is_file() {
+                return Err(Error::MissingShard {
+                    index: index.path.clone(),
+                    shard: file,
+                });
+            }
+            let (shard, shard_entries) = Shard::open(&file, i)?;
+            for entry in shard_entries {
+                if index.weight_map.get(&entry.name).map(String::as_str) == Some(name) {
+                    entries.push(entry);
+                } else {
+                    unindexed.push(entry.name);
+                }
+            }
+            shards.push(shard);
+        }
+        if entries.len() != index.weight_map.len() {
+            let held: std::collections::HashSet<&str> =
+                entries.iter().map(|e| e.name.as_str()).collect();
+            if let Some((tensor, shard)) = index
+                .weight_map
+                .iter()
+                .find(|(tensor, _)| !held.contains(tensor.as_str()))
+            {
+                return Err(Error::TensorNotInShard {
+                    index: index.path.clone(),
+                    tensor: tensor.clone(),
+                    shard: dir.join(shard),
+                });
+            }
+        }
+        Ok(Model {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            index: Some(index.path),
+            shards,
+            entries,
+            unindexed,
+        })
+    }
+
+    /// The path the model was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory that holds the shards (and `config.json`, if any).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shard index followed, if the model has one.
+    pub fn index_path(&self) -> Option<&Path> {
+        self.index.as_deref()
+    }
+
+    /// The shard files, in the order their tensors are listed.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.shards.iter().map(Shard::path)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the model holds no tensor at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every tensor, shard by shard in storage order. Views are cheap and
+    /// `Send`, so they can be handed to several threads at once.
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> {
+        self.entries.iter().map(|entry| self.view(entry))
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|entry| self.view(entry))
+            .ok_or_else(|| Error::TensorNotFound {
+                tensor: name.to_owned(),
+            })
+    }
+
+    /// Tensors that a shard holds but the index does not list. They are not
+    /// part of the model (as in `transformers`); callers should say so.
+    pub fn unindexed_tensors(&self) -> &[String] {
+        &self.unindexed
+    }
+
+    fn view<'m>(&'m self, entry: &'m TensorEntry) -> TensorView<'m> {
+        TensorView {
+            entry,
+            shard: &self.shards[entry.shard],
+        }
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        paths.push(entry.map_err(|e| Error::io(dir, e))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// `*.safetensors` files, skipping macOS `._*` resource forks.
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|p| {
+            let name = file_name(p);
+            name.ends_with(".safetensors") && !name.starts_with("._") && p.is_file()
+        })
+        .collect())
+}
+
+/// An index under another name (`diffusion_pytorch_model.safetensors.index.json`),
+/// used only when it is the only one.
+fn single_other_index(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut indexes: Vec<PathBuf> = read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|p| {
+            let name = file_name(p);
+            name.ends_with(".safetensors.index.json") && !name.starts_with("._")
+        })
+        .collect();
+    Ok(if indexes.len() == 1 {
+        indexes.pop()
+    } else {
+        None
+    })
+}
+
+/// Says where models are when the user pointed at a parent directory (the
+/// original tool was often run with `--model_path data/models`), or that the
+/// directory only has PyTorch pickles.
+fn no_safetensors_hint(dir: &Path) -> String {
+    let has = |d: &Path, pred: &dyn Fn(&str) -> bool| {
+        read_dir_sorted(d).is_ok_and(|ps| ps.iter().any(|p| pred(file_name(p))))
+    };
+    if has(dir, &|n| {
+        n.ends_with(".bin") || n.ends_with(".pth") || n.ends_with(".pt")
+    }) {
+        return "; it holds PyTorch .bin/.pth weights, which tpa does not read \
+                (download the safetensors weights instead)"
+            .into();
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![dir.to_owned()];
+    for _depth in 0..3 {
+        let mut next = Vec::new();
+        for d in frontier {
+            for p in read_dir_sorted(&d).unwrap_or_default() {
+                if p.is_dir() {
+                    if has(&p, &|n| n.ends_with(".safetensors")) {
+                        found.push(p.display().to_string());
+                    } else {
+                        next.push(p);
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    match found.len() {
+        0 => String::new(),
+        1..=5 => format!("; models found below it: {}", found.join(", ")),
+        n => format!(
+            "; {n} models found below it, e.g. {}",
+            found[..3].join(", ")
+        ),
+    }
+}

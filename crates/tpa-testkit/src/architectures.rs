@@ -1,0 +1,199 @@
+//! Tensor lists with the naming of real model families, at toy sizes.
+
+use crate::{Dtype, Fill, TensorSpec};
+
+/// Sizes of a toy model.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+}
+
+impl Dims {
+    /// Small enough for unit tests, with an embedding big enough to span
+    /// several parallel chunks.
+    pub const TOY: Dims = Dims {
+        vocab: 1024,
+        hidden: 320,
+        intermediate: 640,
+        layers: 2,
+    };
+}
+
+fn spec(name: String, dtype: Dtype, shape: &[usize], fill: &Fill) -> TensorSpec {
+    TensorSpec::new(name, dtype, shape, fill.clone())
+}
+
+/// Llama / Qwen naming (`model.layers.N.self_attn.q_proj.weight`, ...).
+pub fn llama(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
+    let mut t = vec![spec(
+        "model.embed_tokens.weight".into(),
+        dtype,
+        &[d.vocab, d.hidden],
+        fill,
+    )];
+    for l in 0..d.layers {
+        let p = format!("model.layers.{l}");
+        for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            t.push(spec(
+                format!("{p}.self_attn.{proj}.weight"),
+                dtype,
+                &[d.hidden, d.hidden],
+                fill,
+            ));
+        }
+        t.push(spec(
+            format!("{p}.mlp.gate_proj.weight"),
+            dtype,
+            &[d.intermediate, d.hidden],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.mlp.up_proj.weight"),
+            dtype,
+            &[d.intermediate, d.hidden],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.mlp.down_proj.weight"),
+            dtype,
+            &[d.hidden, d.intermediate],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.input_layernorm.weight"),
+            dtype,
+            &[d.hidden],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.post_attention_layernorm.weight"),
+            dtype,
+            &[d.hidden],
+            fill,
+        ));
+    }
+    t.push(spec("model.norm.weight".into(), dtype, &[d.hidden], fill));
+    t.push(spec(
+        "lm_head.weight".into(),
+        dtype,
+        &[d.vocab, d.hidden],
+        fill,
+    ));
+    t
+}
+
+/// BERT naming, with the I64 `embeddings.position_ids` buffer real BERT
+/// checkpoints carry.
+pub fn bert(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
+    let h = d.hidden;
+    let mut t = vec![
+        spec(
+            "embeddings.word_embeddings.weight".into(),
+            dtype,
+            &[d.vocab, h],
+            fill,
+        ),
+        spec(
+            "embeddings.position_embeddings.weight".into(),
+            dtype,
+            &[64, h],
+            fill,
+        ),
+        spec(
+            "embeddings.token_type_embeddings.weight".into(),
+            dtype,
+            &[2, h],
+            fill,
+        ),
+        spec("embeddings.LayerNorm.weight".into(), dtype, &[h], fill),
+        spec("embeddings.LayerNorm.bias".into(), dtype, &[h], fill),
+        TensorSpec::new(
+            "embeddings.position_ids",
+            Dtype::I64,
+            &[1, 64],
+            Fill::Values((0..64).map(f64::from).collect()),
+        ),
+    ];
+    for l in 0..d.layers {
+        let p = format!("encoder.layer.{l}");
+        for m in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
+            t.push(spec(format!("{p}.{m}.weight"), dtype, &[h, h], fill));
+            t.push(spec(format!("{p}.{m}.bias"), dtype, &[h], fill));
+        }
+        t.push(spec(
+            format!("{p}.attention.output.LayerNorm.weight"),
+            dtype,
+            &[h],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.intermediate.dense.weight"),
+            dtype,
+            &[d.intermediate, h],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.output.dense.weight"),
+            dtype,
+            &[h, d.intermediate],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.output.LayerNorm.weight"),
+            dtype,
+            &[h],
+            fill,
+        ));
+    }
+    t.push(spec("pooler.dense.weight".into(), dtype, &[h, h], fill));
+    t
+}
+
+/// GPT-2 naming (Conv1D weights are stored [in, out]).
+pub fn gpt2(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
+    let h = d.hidden;
+    let mut t = vec![
+        spec("wte.weight".into(), dtype, &[d.vocab, h], fill),
+        spec("wpe.weight".into(), dtype, &[64, h], fill),
+    ];
+    for l in 0..d.layers {
+        let p = format!("h.{l}");
+        t.push(spec(format!("{p}.ln_1.weight"), dtype, &[h], fill));
+        t.push(spec(
+            format!("{p}.attn.c_attn.weight"),
+            dtype,
+            &[h, 3 * h],
+            fill,
+        ));
+        t.push(spec(format!("{p}.attn.c_attn.bias"), dtype, &[3 * h], fill));
+        t.push(spec(
+            format!("{p}.attn.c_proj.weight"),
+            dtype,
+            &[h, h],
+            fill,
+        ));
+        t.push(spec(format!("{p}.ln_2.weight"), dtype, &[h], fill));
+        t.push(spec(
+            format!("{p}.mlp.c_fc.weight"),
+            dtype,
+            &[h, d.intermediate],
+            fill,
+        ));
+        t.push(spec(
+            format!("{p}.mlp.c_proj.weight"),
+            dtype,
+            &[d.intermediate, h],
+            fill,
+        ));
+    }
+    t.push(spec("ln_f.weight".into(), dtype, &[h], fill));
+    t
+}

@@ -1,0 +1,200 @@
+//! Deterministic model fixtures for tpa's tests and benchmarks.
+//!
+//! Every fixture tensor is filled either with a pattern whose statistics are
+//! known in closed form ([`Fill::Pattern`], see [`Known`]) or with seeded
+//! Gaussian noise ([`Fill::Normal`], for benchmarks). Values are encoded here
+//! with code that shares nothing with `tpa-core`'s decoders, so a test that
+//! writes with this crate and reads with `tpa-core` checks both directions.
+
+pub mod architectures;
+mod encode;
+mod rng;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use safetensors::Dtype;
+
+pub use encode::encode;
+pub use rng::SplitMix64;
+
+/// How a fixture tensor is filled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fill {
+    /// [`PATTERN`] shifted by the dtype's offset (see [`Known::of`]), in an
+    /// order that differs from block to block; exact in every dtype.
+    Pattern,
+    /// Gaussian values with this standard deviation, from this seed.
+    Normal { seed: u64, std: f64 },
+    /// Exactly these values (must be representable in the dtype).
+    Values(Vec<f64>),
+}
+
+/// A tensor to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub fill: Fill,
+}
+
+impl TensorSpec {
+    pub fn new(name: impl Into<String>, dtype: Dtype, shape: &[usize], fill: Fill) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+            fill,
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values this tensor holds, as f64 (before encoding).
+    pub fn values(&self) -> Vec<f64> {
+        let n = self.numel();
+        match &self.fill {
+            Fill::Pattern => {
+                let offset = Known::offset(self.dtype);
+                (0..n).map(|i| PATTERN[(i + i / 8) % 8] + offset).collect()
+            }
+            Fill::Normal { seed, std } => {
+                let mut rng = SplitMix64::new(*seed);
+                (0..n).map(|_| rng.normal() * std).collect()
+            }
+            Fill::Values(v) => v.clone(),
+        }
+    }
+
+    /// The stored bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        encode(self.dtype, &self.values())
+    }
+}
+
+impl safetensors::View for &TensorSpec {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    // Encoded on demand, so that writing a large model holds one tensor at a time.
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.bytes())
+    }
+    fn data_len(&self) -> usize {
+        (self.numel() * self.dtype.bitsize()).div_ceil(8)
+    }
+}
+
+/// The multiset every [`Fill::Pattern`] tensor repeats (before its offset):
+/// mean 0, population variance 3.5, min −3, max 3, one zero in four values.
+pub const PATTERN: [f64; 8] = [-3.0, -1.0, 0.0, 0.0, 1.0, 3.0, 2.0, -2.0];
+
+/// Statistics of a [`Fill::Pattern`] tensor, known in closed form.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Known {
+    pub mean: f64,
+    pub var: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Share of values equal to zero.
+    pub sparsity: f64,
+}
+
+impl Known {
+    /// The shift applied to [`PATTERN`] in `dtype`: +1 for signed and float
+    /// types (so zeros come from the −1 entry), +3 for unsigned ones (so the
+    /// values stay ≥ 0), none for booleans (which store `x > 0`).
+    pub fn offset(dtype: Dtype) -> f64 {
+        match dtype {
+            Dtype::U8 | Dtype::U16 | Dtype::U32 | Dtype::U64 => 3.0,
+            Dtype::BOOL => 0.0,
+            _ => 1.0,
+        }
+    }
+
+    /// The statistics a pattern tensor of `dtype` must have (any size that
+    /// is a multiple of 8).
+    pub fn of(dtype: Dtype) -> Known {
+        if dtype == Dtype::BOOL {
+            // PATTERN > 0 is {0, 0, 0, 0, 1, 1, 1, 0}: three ones in eight.
+            return Known {
+                mean: 0.375,
+                var: 0.375 * 0.625,
+                min: 0.0,
+                max: 1.0,
+                sparsity: 0.625,
+            };
+        }
+        let offset = Known::offset(dtype);
+        Known {
+            mean: offset,
+            var: 3.5,
+            min: -3.0 + offset,
+            max: 3.0 + offset,
+            sparsity: PATTERN.iter().filter(|&&x| x + offset == 0.0).count() as f64 / 8.0,
+        }
+    }
+}
+
+/// Writes `tensors` as one safetensors file.
+pub fn write_safetensors(path: &Path, tensors: &[TensorSpec]) -> std::io::Result<()> {
+    let views: Vec<(&str, &TensorSpec)> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let metadata = Some(std::collections::HashMap::from([(
+        "format".to_string(),
+        "pt".to_string(),
+    )]));
+    safetensors::serialize_to_file(views, metadata, path).map_err(std::io::Error::other)
+}
+
+/// Writes a model directory: `model.safetensors`, or with `shards > 1` the
+/// `model-0000i-of-0000n.safetensors` files and `model.safetensors.index.json`
+/// as `transformers` lays them out. Returns the shard paths.
+pub fn write_model(
+    dir: &Path,
+    tensors: &[TensorSpec],
+    shards: usize,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    if shards <= 1 {
+        let path = dir.join("model.safetensors");
+        write_safetensors(&path, tensors)?;
+        return Ok(vec![path]);
+    }
+    let per_shard = tensors.len().div_ceil(shards);
+    let mut weight_map = BTreeMap::new();
+    let mut paths = Vec::new();
+    for (i, group) in tensors.chunks(per_shard).enumerate() {
+        let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards);
+        write_safetensors(&dir.join(&name), group)?;
+        for t in group {
+            weight_map.insert(t.name.clone(), name.clone());
+        }
+        paths.push(dir.join(name));
+    }
+    let total: usize = tensors
+        .iter()
+        .map(|t| safetensors::View::data_len(&t))
+        .sum();
+    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::to_vec_pretty(&index)?,
+    )?;
+    Ok(paths)
+}
+
+/// Raw safetensors bytes built by hand, for corrupt-file tests: an 8-byte
+/// length, the given header text, then `data`.
+pub fn raw_safetensors(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}

@@ -1,0 +1,91 @@
+//! Helpers shared by the end-to-end tests: run a tool, read its CSV.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `tpa-analyze` with `args`.
+pub fn analyze(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpa-analyze"))
+        .args(args)
+        .output()
+        .expect("the tpa-analyze binary runs")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts success, showing stderr otherwise.
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}, stderr:\n{}",
+        output.status,
+        stderr(output)
+    );
+}
+
+/// A CSV file as its header and rows keyed by column.
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<HashMap<String, String>>,
+}
+
+impl Table {
+    pub fn read(path: &Path) -> Table {
+        let mut reader = csv::Reader::from_path(path).expect("CSV opens");
+        let columns: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| {
+                let r = r.expect("CSV record parses");
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(str::to_owned))
+                    .collect()
+            })
+            .collect();
+        Table { columns, rows }
+    }
+
+    pub fn row(&self, param_name: &str) -> &HashMap<String, String> {
+        self.rows
+            .iter()
+            .find(|r| r["param_name"] == param_name)
+            .unwrap_or_else(|| panic!("no row for {param_name}"))
+    }
+}
+
+/// The float in a CSV field.
+pub fn float(field: &str) -> f64 {
+    field
+        .parse()
+        .unwrap_or_else(|_| panic!("{field:?} is not a number"))
+}
+
+/// Files in `dir` (temporary files left behind would show up here).
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

@@ -1,0 +1,92 @@
+//! tpa-analyze on a real model, all-MiniLM-L6-v2, against numpy float64.
+//!
+//! `.ci/run` (or `scripts/fetch-minilm.sh`) puts the model in
+//! `data/models/all-MiniLM-L6-v2`; `TPA_MINILM_DIR` points elsewhere. Without
+//! it the test is skipped locally, but fails when `CI` is set.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("TPA_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("data/models/all-MiniLM-L6-v2"));
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but MiniLM is missing at {}: run scripts/fetch-minilm.sh",
+        dir.display()
+    );
+    eprintln!(
+        "skipping: MiniLM not found at {} (run scripts/fetch-minilm.sh)",
+        dir.display()
+    );
+    None
+}
+
+fn close(ours: f64, numpy: f64, rel: f64) -> bool {
+    ours == numpy || (ours - numpy).abs() <= rel * numpy.abs()
+}
+
+#[test]
+fn statistics_match_numpy_float64_on_all_104_tensors() {
+    let Some(model) = minilm_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("minilm.csv");
+    assert_success(&analyze(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let ours = Table::read(&out);
+    let golden = Table::read(&workspace().join("tests/golden/minilm_stats.csv"));
+    assert_eq!(ours.rows.len(), 104);
+    assert_eq!(golden.rows.len(), 104);
+
+    for expected in &golden.rows {
+        let name = &expected["param_name"];
+        let row = ours.row(name);
+        for column in ["dtype", "shape", "numel", "nan_count", "inf_count"] {
+            assert_eq!(row[column], expected[column], "{name} {column}");
+        }
+        for column in ["mean", "var", "min", "max", "std"] {
+            let (a, b) = (float(&row[column]), float(&expected[column]));
+            assert!(close(a, b, 1e-9), "{name} {column}: tpa {a} vs numpy {b}");
+        }
+        // Sparsity is a count over numel: exact.
+        assert_eq!(
+            float(&row["sparsity"]),
+            float(&expected["sparsity"]),
+            "{name} sparsity"
+        );
+    }
+
+    let ids = ours.row("embeddings.position_ids");
+    assert_eq!(
+        (ids["dtype"].as_str(), ids["shape"].as_str()),
+        ("int64", "[1, 512]")
+    );
+    assert_eq!(float(&ids["mean"]), 255.5);
+    let words = ours.row("embeddings.word_embeddings.weight");
+    assert_eq!(
+        (
+            words["block_type"].as_str(),
+            words["rows"].as_str(),
+            words["cols"].as_str()
+        ),
+        ("embedding", "30522", "384")
+    );
+    assert_eq!(
+        ours.rows
+            .iter()
+            .filter(|r| r["block_type"] == "q_proj")
+            .count(),
+        6
+    );
+}
