@@ -15,6 +15,10 @@ pub use dtype::{DType, decode};
 use crate::error::{Error, Result};
 use crate::model::{Shard, TensorEntry};
 
+/// The unit in which file pages are released: 2 MiB, the largest page-cache
+/// folio on x86-64 and arm64 (4 KiB pages). See [`TensorView::release`].
+pub const RELEASE_BYTES: usize = 2 << 20;
+
 /// One tensor of a model, not yet read.
 #[derive(Clone, Copy)]
 pub struct TensorView<'m> {
@@ -85,9 +89,9 @@ impl<'m> TensorView<'m> {
     }
 
     /// Tells the kernel that elements `start .. start + len` will not be read
-    /// again soon, so their file pages leave this process's resident set.
-    /// Only pages wholly inside the range are dropped; a failure only costs
-    /// memory, never correctness, so it is ignored.
+    /// again soon, so their file pages leave this process's resident set
+    /// (widened to whole [`RELEASE_BYTES`] blocks of the file). A failure only
+    /// costs memory, never correctness, so it is ignored.
     pub fn release(&self, start: usize, len: usize) {
         let bits = self.dtype().bits();
         let from = self.entry.range.start + start * bits / 8;
