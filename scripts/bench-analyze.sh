@@ -4,7 +4,7 @@
 # same synthetic bf16 Llama-shaped models, in one run, from the page cache, and
 # records peak RSS with /usr/bin/time. Needs numpy. Usage:
 #
-#   scripts/bench-analyze.sh            # 1.9 GB and 5.4 GB models (generated once)
+#   scripts/bench-analyze.sh     # MiniLM (91 MB f32), then 1.9 GB and 5.2 GB bf16 models
 #
 # The models go to data/models/bench-* (git-ignored; delete them afterwards).
 set -euo pipefail
@@ -20,6 +20,7 @@ make_model() { # name layers shards
     fi
     models+=("$dir")
 }
+scripts/fetch-minilm.sh >/dev/null && models+=(data/models/all-MiniLM-L6-v2)
 make_model bench-llama-bf16-16l 16 1
 make_model bench-llama-bf16-48l 48 3
 
