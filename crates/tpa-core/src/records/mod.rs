@@ -18,7 +18,6 @@ pub enum Cell {
     /// No value: an empty CSV field, `null` in JSON.
     Empty,
     Text(String),
-    Int(i64),
     UInt(u64),
     /// Non-finite floats are written as empty / `null`.
     Float(f64),

@@ -23,7 +23,6 @@ fn csv_field(cell: &Cell) -> String {
     match cell {
         Cell::Empty => String::new(),
         Cell::Text(s) => s.clone(),
-        Cell::Int(v) => v.to_string(),
         Cell::UInt(v) => v.to_string(),
         Cell::Float(v) if v.is_finite() => ryu::Buffer::new().format_finite(*v).to_owned(),
         Cell::Float(_) => String::new(),
@@ -81,7 +80,6 @@ impl<R: Record> serde::Serialize for JsonRow<'_, R> {
             match cell {
                 Cell::Empty => map.serialize_entry(column, &())?,
                 Cell::Text(s) => map.serialize_entry(column, s)?,
-                Cell::Int(v) => map.serialize_entry(column, v)?,
                 Cell::UInt(v) => map.serialize_entry(column, v)?,
                 Cell::Float(v) if v.is_finite() => map.serialize_entry(column, v)?,
                 Cell::Float(_) => map.serialize_entry(column, &())?,
