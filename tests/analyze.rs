@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use tpa_testkit::architectures::{Dims, bert, gpt2, llama};
-use tpa_testkit::{Dtype, Fill, Known, write_model};
+use tpa_testkit::{Dtype, Fill, Known, TensorSpec, write_model, write_safetensors};
 
 const ORIGINAL_COLUMNS: [&str; 16] = [
     "model_path",
@@ -52,6 +52,7 @@ fn csv_has_the_original_columns_first_and_known_values() {
         "toy/llama",
         "--revision",
         "main",
+        "--no-rank",
     ]);
     assert_success(&output);
     let table = Table::read(&out);
@@ -147,6 +148,7 @@ fn json_carries_a_summary_and_jsonl_one_row_per_line() {
         model.to_str().unwrap(),
         "--out",
         json_out.to_str().unwrap(),
+        "--no-rank",
     ]));
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
@@ -357,11 +359,51 @@ fn help_teaches_the_columns_and_aliases() {
 }
 
 #[test]
+fn the_rank_column_is_the_numerical_rank_of_the_2d_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let tensors = [
+        // Rank 7 of 10, in bf16.
+        TensorSpec::new(
+            "layers.0.w",
+            Dtype::BF16,
+            &[12, 10],
+            Fill::Values(permuted_diagonal(
+                12,
+                10,
+                &[8.0, 4.0, 4.0, 2.0, 2.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+            )),
+        ),
+        // A 3-D tensor: the 2-D view is (2, 6) with rank 2.
+        TensorSpec::new(
+            "layers.0.conv",
+            Dtype::F32,
+            &[2, 3, 2],
+            Fill::Values(permuted_diagonal(2, 6, &[1.0, 5.0])),
+        ),
+        TensorSpec::new("zero", Dtype::F16, &[5], Fill::Values(vec![0.0; 5])),
+    ];
+    write_safetensors(&path, &tensors).unwrap();
+    let out = dir.path().join("r.csv");
+    let output = analyze(&[
+        "--model-path",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-gpu",
+    ]);
+    assert_success(&output);
+    let table = Table::read(&out);
+    assert_eq!(table.row("layers.0.w")["rank"], "7");
+    assert_eq!(table.row("layers.0.conv")["rank"], "2");
+    assert_eq!(table.row("zero")["rank"], "0");
+}
+
+#[test]
 fn tools_not_built_yet_say_so_and_exit_2() {
     for tool in [
         env!("CARGO_BIN_EXE_tpa-download"),
         env!("CARGO_BIN_EXE_tpa-embedding"),
-        env!("CARGO_BIN_EXE_tpa-transformer"),
     ] {
         let output = std::process::Command::new(tool).output().unwrap();
         assert_eq!(output.status.code(), Some(2));

@@ -90,3 +90,59 @@ fn statistics_match_numpy_float64_on_all_104_tensors() {
         6
     );
 }
+
+#[test]
+fn spectra_match_scipy_and_weightwatcher_on_all_104_tensors() {
+    let Some(model) = minilm_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spectra.csv");
+    let output = transformer(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-gpu",
+        "--quiet",
+    ]);
+    assert_success(&output);
+    let ours = Table::read(&out);
+    let golden = Table::read(&workspace().join("tests/golden/minilm_spectra.csv"));
+    assert_eq!((ours.rows.len(), golden.rows.len()), (104, 104));
+    for expected in &golden.rows {
+        let name = &expected["param_name"];
+        let row = ours.row(name);
+        for column in [
+            "rows",
+            "cols",
+            "actual_rank",
+            "svd_50_percent_rank",
+            "svd_90_percent_rank",
+            "svd_99_percent_rank",
+        ] {
+            assert_eq!(row[column], expected[column], "{name} {column}");
+        }
+        let tolerances = [
+            ("spectral_norm", 1e-9),
+            ("frobenius_norm", 1e-9),
+            ("stable_rank", 1e-9),
+            ("effective_rank", 1e-9),
+            ("log_norm", 1e-9),
+            ("log_spectral_norm", 1e-9),
+            ("alpha", 1e-6),
+            ("alpha_weighted", 1e-6),
+            ("ks_distance", 1e-6),
+        ];
+        for (column, rel) in tolerances {
+            match (row[column].as_str(), expected[column].as_str()) {
+                ("", "") => {}
+                (a, b) => {
+                    let (a, b) = (float(a), float(b));
+                    assert!(
+                        close(a, b, rel),
+                        "{name} {column}: tpa {a} vs reference {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -13,6 +13,14 @@ pub fn analyze(args: &[&str]) -> Output {
         .expect("the tpa-analyze binary runs")
 }
 
+/// Runs `tpa-transformer` with `args`.
+pub fn transformer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpa-transformer"))
+        .args(args)
+        .output()
+        .expect("the tpa-transformer binary runs")
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -88,4 +96,20 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A rows × cols matrix with `diagonal` on a scattered signed permutation:
+/// its singular values are the |diagonal| exactly, in any dtype.
+pub fn permuted_diagonal(rows: usize, cols: usize, diagonal: &[f64]) -> Vec<f64> {
+    let stride = |n: usize| [7, 5, 3, 11, 1].into_iter().find(|s| n % s != 0).unwrap();
+    let (a, b) = (stride(rows), stride(cols));
+    let mut values = vec![0.0; rows * cols];
+    let (mut used_rows, mut used_cols) = (vec![false; rows], vec![false; cols]);
+    for (k, &d) in diagonal.iter().enumerate() {
+        let (i, j) = ((k * a + 3) % rows, (k * b + 1) % cols);
+        assert!(!used_rows[i] && !used_cols[j], "not a permutation");
+        (used_rows[i], used_cols[j]) = (true, true);
+        values[i * cols + j] = if k % 2 == 1 { -d } else { d };
+    }
+    values
 }

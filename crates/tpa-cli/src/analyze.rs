@@ -1,65 +1,50 @@
-//! `tpa-analyze`: one row of exact statistics per tensor.
+//! `tpa-analyze`: one row of exact statistics (and the rank) per tensor.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use rayon::prelude::*;
 use tpa_core::analyses::stats::{StatsOptions, tensor_stats};
-use tpa_core::model::{Model, ModelConfig};
-use tpa_core::records::{AnalyzeRecord, ModelSummary, RunInfo, sort_by_layer};
-use tpa_core::tensors::TensorView;
-use tpa_core::writers::{Format, prepare_output, write_table};
+use tpa_core::model::Model;
+use tpa_core::records::{AnalyzeRecord, ModelSummary, sort_by_layer};
+use tpa_core::tensors::{MatrixView, TensorView};
+use tpa_core::writers::write_table;
 
-use crate::{console, progress};
+use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs};
+use crate::{console, matrices, progress};
 
 const EXAMPLES: &str = "\
 Examples:
   tpa-analyze --model-path data/models/Qwen/Qwen3-4B --out data/outputs/params.csv
-  tpa-analyze --model-path model.safetensors --out stats.jsonl --quiet
+  tpa-analyze --model-path model.safetensors --out stats.jsonl --no-rank --quiet
   tpa-analyze --model_path data/models/bert --out params.json --format json  # original flags
 
 Output columns (CSV, JSON, JSON Lines), in order:
   model_path, model_id, revision, param_name, layer_index, block_type, shape, rows, cols,
   rank, mean, std, var, sparsity, dtype, created_at        (the original analyze.py columns)
   min, max, numel, nan_count, inf_count, expert_index, design_rank, nbytes, file   (new)
-Statistics are exact, in float64, over the finite values; rank is empty until the
-spectral engine fills it (tpa-transformer). See the README for every definition.";
+Statistics are exact, in float64, over the finite values. rank is the numerical rank of
+the 2-D view (σ > rank-rtol·σmax, from the complete f64 spectrum, as tpa-transformer);
+--no-rank leaves it empty for a fast pass. See the README for every definition.";
 
 /// Exact per-tensor statistics of a safetensors model.
 #[derive(Debug, Parser)]
 #[command(
     name = "tpa-analyze",
     version,
-    about = "Exact statistics of every tensor of a safetensors model, streamed from disk",
+    about = "Exact statistics and rank of every tensor of a safetensors model, streamed from disk",
     long_about = "Reads every tensor of a model (a directory with .safetensors shards, with or \
                   without model.safetensors.index.json, or a single .safetensors file) without \
                   loading the model into memory, and writes one row per tensor: layer and block \
-                  type from the tensor's name, shape, dtype, and mean, std, var, min, max and \
-                  sparsity computed exactly in float64.",
+                  type from the tensor's name, shape, dtype, mean, std, var, min, max and \
+                  sparsity computed exactly in float64, and the numerical rank.",
     after_help = EXAMPLES
 )]
 pub struct Args {
-    /// Model directory or single .safetensors file.
-    #[arg(long = "model-path", visible_alias = "model_path", value_name = "PATH")]
-    pub model_path: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
-    /// Output file; written atomically. Its extension (.csv, .json, .jsonl) sets the format
-    /// unless --format is given.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-
-    /// Output format: csv, json (rows plus a model summary) or jsonl (one row per line).
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<Format>,
-
-    /// Model id written to the model_id column, e.g. Qwen/Qwen3-4B.
-    #[arg(long = "model-id", visible_alias = "model_id", value_name = "ID")]
-    pub model_id: Option<String>,
-
-    /// Revision written to the revision column.
-    #[arg(long, value_name = "REV")]
-    pub revision: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Values with |x| <= this count as zero for the sparsity column.
     #[arg(
@@ -70,9 +55,12 @@ pub struct Args {
     )]
     pub zero_eps: f64,
 
-    /// Worker threads [default: number of cores].
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
+    /// Leave the rank column empty: statistics only, at disk speed.
+    #[arg(long = "no-rank", visible_alias = "no_rank")]
+    pub no_rank: bool,
+
+    #[command(flatten)]
+    pub spectrum: SpectrumArgs,
 
     /// No progress bar and no summary; errors and warnings still go to stderr.
     #[arg(long, short = 'q')]
@@ -87,59 +75,47 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs the analysis described by `args`.
 pub fn run(args: &Args) -> Result<()> {
-    let format = match args.format.or_else(|| Format::from_path(&args.out)) {
-        Some(format) => format,
-        None => anyhow::bail!(
-            "cannot tell the output format from {}: give --format csv, json or jsonl, \
-             or a file name ending in .csv, .json or .jsonl",
-            args.out.display()
-        ),
-    };
-    prepare_output(&args.out)?;
-    crate::set_jobs(args.jobs)?;
-    let run = RunInfo::now(
-        args.model_path.display().to_string(),
-        args.model_id.clone().unwrap_or_default(),
-        args.revision.clone().unwrap_or_default(),
-    );
-
-    let model = Model::open(&args.model_path).context("cannot open the model")?;
-    warn_about_unindexed(&model);
-    let config = match ModelConfig::load(model.dir()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("warning: {e}; the summary will lack the config facts");
-            None
-        }
-    };
-
+    let format = common::output_format(&args.output)?;
+    crate::set_jobs(args.spectrum.jobs)?;
+    let opened = common::open_model(&args.model)?;
     let options = StatsOptions {
         zero_eps: args.zero_eps,
     };
-    let mut records = analyze_tensors(&model, &options, args.quiet)?;
+    let mut records = if args.no_rank {
+        statistics(&opened.model, &options, args.quiet)?
+    } else {
+        statistics_and_rank(&opened.model, args, &options)?
+    };
     sort_by_layer(&mut records, |r| {
         (r.placement.layer_index, r.placement.expert_index)
     });
     warn_about_nonfinite(&records);
 
-    let files = model.files().map(|p| file_name(p.as_os_str())).collect();
-    let summary = ModelSummary::new(&run, files, &records, config);
-    let rows: Vec<_> = records.iter().map(|r| r.with_run(&run)).collect();
+    let files = opened
+        .model
+        .files()
+        .map(|p| file_name(p.as_os_str()))
+        .collect();
+    let summary = ModelSummary::new(&opened.run, files, &records, opened.config);
+    let rows: Vec<_> = records.iter().map(|r| r.with_run(&opened.run)).collect();
     let summary_json = serde_json::to_value(&summary)?;
-    write_table(&args.out, format, &rows, "tensors", Some(&summary_json))?;
+    write_table(
+        &args.output.out,
+        format,
+        &rows,
+        "tensors",
+        Some(&summary_json),
+    )?;
 
     if !args.quiet {
         print!("{}", console::summary_text(&summary));
-        println!("Wrote {} rows to {}", rows.len(), args.out.display());
+        println!("Wrote {} rows to {}", rows.len(), args.output.out.display());
     }
     Ok(())
 }
 
-fn analyze_tensors(
-    model: &Model,
-    options: &StatsOptions,
-    quiet: bool,
-) -> Result<Vec<AnalyzeRecord>> {
+/// The statistics pass alone: tensors in parallel, each streamed in chunks.
+fn statistics(model: &Model, options: &StatsOptions, quiet: bool) -> Result<Vec<AnalyzeRecord>> {
     let tensors: Vec<TensorView<'_>> = model.tensors().collect();
     let total = tensors.iter().map(|t| t.nbytes() as u64).sum();
     let bar = progress::bytes_bar(total, "analyzing", quiet);
@@ -156,15 +132,39 @@ fn analyze_tensors(
     Ok(records?)
 }
 
-fn warn_about_unindexed(model: &Model) {
-    let unindexed = model.unindexed_tensors();
-    if let (Some(first), Some(index)) = (unindexed.first(), model.index_path()) {
-        eprintln!(
-            "warning: {} tensor(s) in the shards are not listed in {} and are left out, e.g. {first}",
-            unindexed.len(),
-            index.display()
-        );
+/// Statistics and the rank of each tensor's 2-D view, through the spectral
+/// engine (which computes the same statistics on its way).
+fn statistics_and_rank(
+    model: &Model,
+    args: &Args,
+    options: &StatsOptions,
+) -> Result<Vec<AnalyzeRecord>> {
+    let tensors: Vec<TensorView<'_>> = model.tensors().collect();
+    for tensor in &tensors {
+        tensor.check_decodable()?;
     }
+    let matrices: Vec<MatrixView<'_>> = tensors.iter().map(|t| MatrixView::whole(*t)).collect();
+    let engine = args.spectrum.engine(args.quiet);
+    let mut records = Vec::with_capacity(tensors.len());
+    matrices::compute_records(
+        &matrices,
+        &engine,
+        args.spectrum.limits(),
+        options,
+        false,
+        args.quiet,
+        |record| {
+            let tensor = model.tensor(&record.param_name)?;
+            let mut row = AnalyzeRecord::new(&tensor, record.stats);
+            row.rank = record
+                .spectral
+                .as_ref()
+                .map(|s| s.metrics.actual_rank as u64);
+            records.push(row);
+            Ok(())
+        },
+    )?;
+    Ok(records)
 }
 
 fn warn_about_nonfinite(records: &[AnalyzeRecord]) {

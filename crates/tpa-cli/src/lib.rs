@@ -2,8 +2,11 @@
 //! output. Each tool's logic is a module here; `src/bin/*` only call it.
 
 pub mod analyze;
+mod common;
 mod console;
+mod matrices;
 mod progress;
+pub mod transformer;
 
 use std::process::ExitCode;
 
@@ -22,7 +25,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 
 /// What the tools that are not built yet say; exit code 2.
 pub fn not_yet_implemented(tool: &str, issue: &str) -> ExitCode {
-    eprintln!("{tool}: not yet implemented ({issue}); tpa-analyze works today, see the README");
+    eprintln!(
+        "{tool}: not yet implemented ({issue}); tpa-analyze and tpa-transformer work today, see the README"
+    );
     ExitCode::from(2)
 }
 

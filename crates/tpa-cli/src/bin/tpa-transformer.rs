@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    tpa_cli::not_yet_implemented("tpa-transformer", "issue 3")
+    tpa_cli::transformer::main()
 }

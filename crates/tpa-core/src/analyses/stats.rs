@@ -10,8 +10,10 @@
 //! NaN and ±Inf are counted and left out; every other statistic is over the
 //! finite values.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::tensors::TensorView;
@@ -41,7 +43,7 @@ impl Default for StatsOptions {
 
 /// Statistics of one tensor. Value statistics are `None` when the tensor has
 /// no finite value (empty, or all NaN/Inf).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TensorStats {
     /// Number of elements.
     pub numel: u64,
@@ -79,14 +81,25 @@ pub fn tensor_stats(
     options: &StatsOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<TensorStats> {
+    range_stats(tensor, 0..tensor.numel(), options, progress)
+}
+
+/// [`tensor_stats`] of the elements `range` of `tensor` (row-major order),
+/// e.g. one expert of a stacked expert tensor.
+pub fn range_stats(
+    tensor: &TensorView<'_>,
+    range: Range<usize>,
+    options: &StatsOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<TensorStats> {
     tensor.check_decodable()?;
-    let numel = tensor.numel();
+    let numel = range.len();
     let bytes_per_chunk = |len: usize| (len * tensor.dtype().bits() / 8) as u64;
     let chunks: Vec<Moments> = (0..numel.div_ceil(CHUNK_ELEMENTS))
         .into_par_iter()
         .map(|c| {
-            let start = c * CHUNK_ELEMENTS;
-            let len = CHUNK_ELEMENTS.min(numel - start);
+            let start = range.start + c * CHUNK_ELEMENTS;
+            let len = CHUNK_ELEMENTS.min(range.end - start);
             let moments = chunk_moments(tensor, start, len, options.zero_eps)?;
             tensor.release(start, len);
             progress(bytes_per_chunk(len));

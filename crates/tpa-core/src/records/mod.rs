@@ -8,9 +8,11 @@
 
 mod analyze;
 mod summary;
+mod transformer;
 
 pub use analyze::AnalyzeRecord;
 pub use summary::{ModelSummary, Tally};
+pub use transformer::{SpectralSummary, TransformerRecord, TransformerRow};
 
 /// One value of a row.
 #[derive(Debug, Clone, PartialEq)]

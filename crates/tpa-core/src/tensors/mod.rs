@@ -6,11 +6,13 @@
 //! kernel, so that streaming a whole model keeps resident memory bounded.
 
 mod dtype;
+mod matrix;
 mod minifloat;
 
 use std::path::Path;
 
 pub use dtype::{DType, decode};
+pub use matrix::MatrixView;
 
 use crate::error::{Error, Result};
 use crate::model::{Shard, TensorEntry};

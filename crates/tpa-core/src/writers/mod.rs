@@ -8,13 +8,17 @@
 //!   `polars.read_ndjson`).
 
 mod atomic;
+mod journal;
 mod render;
+mod spectra;
 
 use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
 
 pub use atomic::{prepare_output, write_atomically};
+pub use journal::{Journal, Resumed};
+pub use spectra::write_spectra;
 
 use crate::error::{Error, Result};
 use crate::records::Record;

@@ -1,0 +1,82 @@
+//! Computing matrix records in parallel, with a progress bar and a stop on
+//! the first input error.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use tpa_core::analyses::runner::{self, Limits};
+use tpa_core::analyses::spectrum::{CpuBackend, Engine};
+use tpa_core::analyses::stats::StatsOptions;
+use tpa_core::records::TransformerRecord;
+use tpa_core::tensors::MatrixView;
+
+use crate::progress;
+
+/// Relative cost of a matrix's spectrum: the Gram product plus the
+/// eigenvalue reduction, in multiply-adds.
+fn work_units(matrix: &MatrixView<'_>) -> u64 {
+    let (rows, cols) = matrix.shape();
+    let (n, long) = (rows.min(cols) as u64, rows.max(cols) as u64);
+    long * n * n + n * n * n + (rows * cols) as u64
+}
+
+/// Host memory a matrix holds while it is computed; wide matrices keep their
+/// file pages mapped until the end (see the spectrum's block visitor).
+fn memory(matrix: &MatrixView<'_>) -> u64 {
+    let (rows, cols) = matrix.shape();
+    let pages = if rows < cols {
+        (matrix.numel() * matrix.tensor().dtype().bits() / 8) as u64
+    } else {
+        0
+    };
+    CpuBackend::memory_estimate(rows, cols) + pages
+}
+
+/// Runs [`TransformerRecord::compute`] on every matrix under `limits` and
+/// hands each record to `done` as it finishes (on this thread). Stops at the
+/// first error, from the computation or from `done`.
+pub(crate) fn compute_records(
+    matrices: &[MatrixView<'_>],
+    engine: &Engine,
+    limits: Limits,
+    stats: &StatsOptions,
+    keep_values: bool,
+    quiet: bool,
+    mut done: impl FnMut(TransformerRecord) -> Result<()>,
+) -> Result<()> {
+    let total: u64 = matrices.iter().map(work_units).sum();
+    let bar = progress::work_bar(total, matrices.len() as u64, quiet);
+    let stop = AtomicBool::new(false);
+    let mut first_error: Option<anyhow::Error> = None;
+    let mut finished = 0u64;
+    runner::run(
+        matrices,
+        limits,
+        memory,
+        |matrix| {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let result = TransformerRecord::compute(matrix, engine, stats, keep_values);
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Some((work_units(matrix), result))
+        },
+        |_, outcome| {
+            let Some((units, result)) = outcome else {
+                return;
+            };
+            let handled = result.map_err(anyhow::Error::from).and_then(&mut done);
+            if let Err(e) = handled {
+                stop.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(e);
+            }
+            finished += 1;
+            bar.set_message(format!("{finished}/{} matrices", matrices.len()));
+            bar.inc(units);
+        },
+    );
+    bar.finish_and_clear();
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,122 @@
+//! The matrices a tensor holds: its 2-D view, or one matrix per expert.
+
+use super::TensorView;
+use crate::analyses::classify::{BlockType, classify};
+use crate::error::Result;
+
+/// A rows × cols matrix stored row-major somewhere inside a tensor.
+#[derive(Clone, Copy)]
+pub struct MatrixView<'m> {
+    tensor: TensorView<'m>,
+    /// First element of the matrix within the tensor.
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    expert_index: Option<u32>,
+}
+
+impl<'m> MatrixView<'m> {
+    /// The whole tensor through its 2-D view (see [`TensorView::matrix_shape`]).
+    pub fn whole(tensor: TensorView<'m>) -> MatrixView<'m> {
+        let (rows, cols) = tensor.matrix_shape();
+        MatrixView {
+            tensor,
+            offset: 0,
+            rows,
+            cols,
+            expert_index: None,
+        }
+    }
+
+    /// The matrices a transformer analysis looks at: one per expert for a
+    /// stacked 3-D expert tensor (`...experts...` of shape [E, out, in]),
+    /// otherwise the tensor's 2-D view.
+    ///
+    /// ```no_run
+    /// # use tpa_core::model::Model;
+    /// # use tpa_core::tensors::MatrixView;
+    /// # let model = Model::open("m.safetensors")?;
+    /// // A tensor "model.layers.0.mlp.experts.down_proj" of shape [8, 4096, 14336]:
+    /// let experts = MatrixView::split(model.tensor("model.layers.0.mlp.experts.down_proj")?);
+    /// assert_eq!(experts.len(), 8);
+    /// assert_eq!(experts[3].shape(), (4096, 14336));
+    /// # Ok::<(), tpa_core::Error>(())
+    /// ```
+    pub fn split(tensor: TensorView<'m>) -> Vec<MatrixView<'m>> {
+        let placement = classify(tensor.name());
+        match *tensor.shape() {
+            [experts, rows, cols]
+                if placement.block_type == BlockType::MoeExpert
+                    && placement.expert_index.is_none() =>
+            {
+                (0..experts)
+                    .map(|e| MatrixView {
+                        tensor,
+                        offset: e * rows * cols,
+                        rows,
+                        cols,
+                        expert_index: Some(e as u32),
+                    })
+                    .collect()
+            }
+            _ => vec![MatrixView::whole(tensor)],
+        }
+    }
+
+    /// The tensor's name, with `[e]` for expert e of a stacked tensor (as
+    /// `TransformerRecord::matrix_name`).
+    pub fn name(&self) -> String {
+        match self.expert_index {
+            Some(e) => format!("{}[{e}]", self.tensor.name()),
+            None => self.tensor.name().to_owned(),
+        }
+    }
+
+    /// The tensor the matrix lives in.
+    pub fn tensor(&self) -> TensorView<'m> {
+        self.tensor
+    }
+
+    /// (rows, cols).
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The expert this matrix is, for a split stacked-expert tensor.
+    pub fn expert_index(&self) -> Option<u32> {
+        self.expert_index
+    }
+
+    /// First element within the tensor.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Decodes `W[row, col .. col + out.len()]`.
+    pub fn decode_row_segment(&self, row: usize, col: usize, out: &mut [f64]) -> Result<()> {
+        debug_assert!(row < self.rows && col + out.len() <= self.cols);
+        self.tensor
+            .decode_into(self.offset + row * self.cols + col, out)
+    }
+
+    /// Releases the pages of rows `row .. row + count` (see [`TensorView::release`]).
+    pub fn release_rows(&self, row: usize, count: usize) {
+        self.tensor
+            .release(self.offset + row * self.cols, count * self.cols);
+    }
+}
+
+impl std::fmt::Debug for MatrixView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatrixView")
+            .field("tensor", &self.tensor.name())
+            .field("expert_index", &self.expert_index)
+            .field("shape", &(self.rows, self.cols))
+            .finish()
+    }
+}
