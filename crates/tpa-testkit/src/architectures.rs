@@ -9,6 +9,9 @@ pub struct Dims {
     pub hidden: usize,
     pub intermediate: usize,
     pub layers: usize,
+    /// Rows of k_proj and v_proj in Llama naming: `hidden` for multi-head
+    /// attention, (KV heads × head dim) for grouped-query attention.
+    pub kv_dim: usize,
 }
 
 impl Dims {
@@ -19,6 +22,7 @@ impl Dims {
         hidden: 320,
         intermediate: 640,
         layers: 2,
+        kv_dim: 320,
     };
 }
 
@@ -36,11 +40,17 @@ pub fn llama(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
     )];
     for l in 0..d.layers {
         let p = format!("model.layers.{l}");
-        for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+        let projections = [
+            ("q_proj", d.hidden),
+            ("k_proj", d.kv_dim),
+            ("v_proj", d.kv_dim),
+            ("o_proj", d.hidden),
+        ];
+        for (proj, rows) in projections {
             t.push(spec(
                 format!("{p}.self_attn.{proj}.weight"),
                 dtype,
-                &[d.hidden, d.hidden],
+                &[rows, d.hidden],
                 fill,
             ));
         }

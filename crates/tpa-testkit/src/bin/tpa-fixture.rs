@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p tpa-testkit --bin tpa-fixture -- \
-//!     --arch llama --dtype bf16 --hidden 2048 --intermediate 5632 --layers 16 \
+//!     --arch llama --dtype bf16 --hidden 2048 --intermediate 5632 --layers 22 --kv-dim 512 \
 //!     --vocab 32000 --out data/models/bench-llama-bf16
 //! ```
 
@@ -35,6 +35,9 @@ struct Args {
     intermediate: usize,
     #[arg(long, default_value_t = 2)]
     layers: usize,
+    /// Rows of k_proj/v_proj (KV heads × head dim) [default: hidden, i.e. no GQA].
+    #[arg(long)]
+    kv_dim: Option<usize>,
     /// Number of shard files (an index is written when more than one).
     #[arg(long, default_value_t = 1)]
     shards: usize,
@@ -63,6 +66,7 @@ fn main() -> std::io::Result<()> {
         hidden: args.hidden,
         intermediate: args.intermediate,
         layers: args.layers,
+        kv_dim: args.kv_dim.unwrap_or(args.hidden),
     };
     let fill = Fill::Normal {
         seed: args.seed,

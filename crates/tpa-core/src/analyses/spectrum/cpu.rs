@@ -11,7 +11,6 @@
 //! accuracy everywhere, with memory ~n² instead of the whole matrix.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::linalg::qr::no_pivoting::factor::{
     qr_in_place, qr_in_place_scratch, recommended_block_size,
@@ -20,6 +19,7 @@ use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
 use faer::{Accum, Mat, Par};
 
 use super::blocks::{block_rows, for_each_block, gram_order};
+use super::eigen::symmetric_eigenvalues;
 use super::{BackendError, SpectralBackend};
 use crate::tensors::MatrixView;
 
@@ -61,7 +61,7 @@ impl SpectralBackend for CpuBackend {
             );
             Ok(())
         })?;
-        let eigenvalues = symmetric_eigenvalues(gram)?;
+        let eigenvalues = symmetric_eigenvalues(gram).map_err(BackendError::Failed)?;
         Ok(descending(
             eigenvalues.into_iter().map(|l| l.max(0.0).sqrt()).collect(),
         ))
@@ -133,29 +133,6 @@ impl SpectralBackend for CpuBackend {
         values.resize(n, 0.0);
         Ok(descending(values))
     }
-}
-
-/// Eigenvalues of the symmetric matrix whose lower triangle `a` holds.
-fn symmetric_eigenvalues(a: Mat<f64>) -> Result<Vec<f64>, BackendError> {
-    let n = a.nrows();
-    let mut s = faer::diag::Diag::<f64>::zeros(n);
-    let params = Default::default();
-    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
-        n,
-        ComputeEigenvectors::No,
-        Par::Seq,
-        params,
-    ));
-    self_adjoint_evd(
-        a.as_ref(),
-        s.as_mut(),
-        None,
-        Par::Seq,
-        MemStack::new(&mut mem),
-        params,
-    )
-    .map_err(|e| BackendError::Failed(format!("eigenvalues did not converge: {e:?}")))?;
-    Ok(s.column_vector().iter().copied().collect())
 }
 
 fn descending(mut values: Vec<f64>) -> Vec<f64> {

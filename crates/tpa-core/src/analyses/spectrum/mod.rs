@@ -13,6 +13,7 @@
 
 mod blocks;
 mod cpu;
+mod eigen;
 pub mod metrics;
 pub mod powerlaw;
 
