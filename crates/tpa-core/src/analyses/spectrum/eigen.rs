@@ -14,6 +14,8 @@
 //! is an orthogonal similarity, so eigenvalues are accurate to ~eps·‖A‖, as
 //! faer's; the tests below compare the two.
 
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
@@ -24,13 +26,46 @@ const BAND: usize = 32;
 /// QL sweeps allowed per eigenvalue before giving up (LAPACK allows 30).
 const MAX_SWEEPS: usize = 60;
 
+/// Below this order faer's one-stage solver is faster: the matrix fits in
+/// cache, so its memory traffic costs little (measured crossover between
+/// n = 1024, faer 0.08 s vs 0.11 s, and n = 2048, faer 0.71 s vs 0.56 s).
+const TWO_STAGE_FROM: usize = 1536;
+
 /// All eigenvalues (ascending) of the symmetric matrix whose lower triangle
 /// `a` holds; `a` is consumed as workspace.
 pub(crate) fn symmetric_eigenvalues(mut a: Mat<f64>) -> Result<Vec<f64>, String> {
+    if a.nrows() < TWO_STAGE_FROM {
+        return faer_eigenvalues(a.as_ref());
+    }
     let (mut d, mut e) = tridiagonalize(a.as_mut());
     tridiagonal_eigenvalues(&mut d, &mut e)?;
     d.sort_by(f64::total_cmp);
     Ok(d)
+}
+
+/// faer's one-stage eigenvalues, ascending.
+fn faer_eigenvalues(a: MatRef<'_, f64>) -> Result<Vec<f64>, String> {
+    let n = a.nrows();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let params = Default::default();
+    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        n,
+        ComputeEigenvectors::No,
+        Par::Seq,
+        params,
+    ));
+    self_adjoint_evd(
+        a,
+        s.as_mut(),
+        None,
+        Par::Seq,
+        MemStack::new(&mut mem),
+        params,
+    )
+    .map_err(|e| format!("eigenvalues did not converge: {e:?}"))?;
+    let mut values: Vec<f64> = s.column_vector().iter().copied().collect();
+    values.sort_by(f64::total_cmp);
+    Ok(values)
 }
 
 /// Reduces the lower triangle of `a` to tridiagonal form Qᵀ A Q, returning
@@ -469,9 +504,6 @@ fn tridiagonal_eigenvalues(d: &mut [f64], e: &mut [f64]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use faer::dyn_stack::{MemBuffer, MemStack};
-    use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
-
     use super::*;
 
     fn faer_eigenvalues(a: &Mat<f64>) -> Vec<f64> {
