@@ -5,11 +5,11 @@ use clap::Parser;
 use rayon::prelude::*;
 use tpa_core::analyses::stats::{StatsOptions, tensor_stats};
 use tpa_core::model::Model;
-use tpa_core::records::{AnalyzeRecord, ModelSummary, sort_by_layer};
+use tpa_core::records::{AnalyzeRecord, ModelSummary, rows, sort_by_layer};
 use tpa_core::tensors::{MatrixView, TensorView};
 use tpa_core::writers::write_table;
 
-use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs};
+use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::{console, matrices, progress};
 
 const EXAMPLES: &str = "\
@@ -46,14 +46,8 @@ pub struct Args {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// Values with |x| <= this count as zero for the sparsity column.
-    #[arg(
-        long = "zero-eps",
-        visible_alias = "zero_eps",
-        value_name = "X",
-        default_value = "1e-8"
-    )]
-    pub zero_eps: f64,
+    #[command(flatten)]
+    pub stats: StatsArgs,
 
     /// Leave the rank column empty: statistics only, at disk speed.
     #[arg(long = "no-rank", visible_alias = "no_rank")]
@@ -78,9 +72,7 @@ pub fn run(args: &Args) -> Result<()> {
     let format = common::output_format(&args.output)?;
     crate::set_jobs(args.spectrum.jobs)?;
     let opened = common::open_model(&args.model)?;
-    let options = StatsOptions {
-        zero_eps: args.zero_eps,
-    };
+    let options = args.stats.options();
     let mut records = if args.no_rank {
         statistics(&opened.model, &options, args.quiet)?
     } else {
@@ -97,7 +89,7 @@ pub fn run(args: &Args) -> Result<()> {
         .map(|p| file_name(p.as_os_str()))
         .collect();
     let summary = ModelSummary::new(&opened.run, files, &records, opened.config);
-    let rows: Vec<_> = records.iter().map(|r| r.with_run(&opened.run)).collect();
+    let rows = rows(&opened.run, &records);
     let summary_json = serde_json::to_value(&summary)?;
     write_table(
         &args.output.out,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use tpa_core::analyses::runner::Limits;
 use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
+use tpa_core::analyses::stats::StatsOptions;
 use tpa_core::model::{Model, ModelConfig};
 use tpa_core::records::RunInfo;
 use tpa_core::writers::{Format, prepare_output};
@@ -36,6 +37,27 @@ pub struct OutputArgs {
     /// Output format: csv, json (rows plus a model summary) or jsonl (one row per line).
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<Format>,
+}
+
+/// How statistics are computed.
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Values with |x| <= this count as zero for the sparsity column.
+    #[arg(
+        long = "zero-eps",
+        visible_alias = "zero_eps",
+        value_name = "X",
+        default_value = "1e-8"
+    )]
+    pub zero_eps: f64,
+}
+
+impl StatsArgs {
+    pub fn options(&self) -> StatsOptions {
+        StatsOptions {
+            zero_eps: self.zero_eps,
+        }
+    }
 }
 
 /// How spectra are computed.

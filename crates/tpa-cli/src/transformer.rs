@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tpa_core::analyses::stats::StatsOptions;
-use tpa_core::records::{RunInfo, TransformerRecord, sort_by_layer};
+use tpa_core::records::{RunInfo, TransformerRecord, rows, sort_by_layer};
 use tpa_core::tensors::MatrixView;
 use tpa_core::writers::{Journal, write_spectra, write_table};
 
-use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs};
+use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::{console, matrices};
 
 const EXAMPLES: &str = "\
@@ -70,14 +69,8 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
-    /// Values with |x| <= this count as zero for the sparsity column.
-    #[arg(
-        long = "zero-eps",
-        visible_alias = "zero_eps",
-        value_name = "X",
-        default_value = "1e-8"
-    )]
-    pub zero_eps: f64,
+    #[command(flatten)]
+    pub stats: StatsArgs,
 
     /// Accepted for compatibility with the original and ignored: spectra are always complete.
     #[arg(
@@ -116,9 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
         tpa_core::writers::prepare_output(path)?;
     }
     let opened = common::open_model(&args.model)?;
-    let stats = StatsOptions {
-        zero_eps: args.zero_eps,
-    };
+    let stats = args.stats.options();
     let engine = args.spectrum.engine(args.quiet);
 
     let selected: Vec<_> = opened
@@ -145,7 +136,7 @@ pub fn run(args: &Args) -> Result<()> {
         "tpa": "tpa-transformer partial results",
         "model_path": opened.run.model_path,
         "rank_rtol": args.spectrum.rank_rtol,
-        "zero_eps": args.zero_eps,
+        "zero_eps": args.stats.zero_eps,
         "save_spectra": args.save_spectra.is_some(),
     });
     let journal_path = journal_path(&args.output.out);
@@ -259,7 +250,7 @@ fn write_outputs(
     run: &RunInfo,
     records: &[TransformerRecord],
 ) -> Result<()> {
-    let rows: Vec<_> = records.iter().map(|r| r.with_run(run)).collect();
+    let rows = rows(run, records);
     let summary = serde_json::json!({
         "model_path": run.model_path,
         "model_id": run.model_id,

@@ -6,25 +6,7 @@ use tpa_core::analyses::stats::{StatsOptions, TensorStats, tensor_stats};
 use tpa_core::model::Model;
 use tpa_core::tensors::{DType, decode};
 use tpa_testkit::architectures::{Dims, bert, gpt2, llama};
-use tpa_testkit::{Dtype, Fill, Known, TensorSpec, write_model, write_safetensors};
-
-const EVERY_DTYPE: [Dtype; 15] = [
-    Dtype::F64,
-    Dtype::F32,
-    Dtype::F16,
-    Dtype::BF16,
-    Dtype::F8_E4M3,
-    Dtype::F8_E5M2,
-    Dtype::I64,
-    Dtype::I32,
-    Dtype::I16,
-    Dtype::I8,
-    Dtype::U64,
-    Dtype::U32,
-    Dtype::U16,
-    Dtype::U8,
-    Dtype::BOOL,
-];
+use tpa_testkit::{Dtype, EVERY_DTYPE, Fill, Known, TensorSpec, write_model, write_safetensors};
 
 fn stats_of(model: &Model, name: &str) -> TensorStats {
     let tensor = model.tensor(name).unwrap();

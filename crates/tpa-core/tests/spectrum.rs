@@ -7,7 +7,7 @@ use tpa_core::analyses::spectrum::{
 };
 use tpa_core::model::Model;
 use tpa_core::tensors::MatrixView;
-use tpa_testkit::{Dtype, Fill, SplitMix64, TensorSpec, write_safetensors};
+use tpa_testkit::{Dtype, EVERY_DTYPE, Fill, SplitMix64, TensorSpec, write_safetensors};
 
 /// An orthonormal m × k matrix (k ≤ m) from the QR of a seeded Gaussian one.
 fn orthonormal(m: usize, k: usize, seed: u64) -> Mat<f64> {
@@ -217,25 +217,8 @@ fn degenerate_shapes() {
 /// exact in every dtype, and the singular values are the |diagonal|.
 #[test]
 fn every_stored_dtype() {
-    let dtypes = [
-        Dtype::F64,
-        Dtype::F32,
-        Dtype::F16,
-        Dtype::BF16,
-        Dtype::F8_E4M3,
-        Dtype::F8_E5M2,
-        Dtype::I64,
-        Dtype::I32,
-        Dtype::I16,
-        Dtype::I8,
-        Dtype::U64,
-        Dtype::U32,
-        Dtype::U16,
-        Dtype::U8,
-        Dtype::BOOL,
-    ];
     let (rows, cols) = (9, 6);
-    for dtype in dtypes {
+    for dtype in EVERY_DTYPE {
         let signed = !matches!(
             dtype,
             Dtype::U8 | Dtype::U16 | Dtype::U32 | Dtype::U64 | Dtype::BOOL

@@ -19,6 +19,25 @@ pub use safetensors::Dtype;
 pub use encode::encode;
 pub use rng::SplitMix64;
 
+/// Every dtype tpa decodes and fixtures can encode, for tests that loop over all.
+pub const EVERY_DTYPE: [Dtype; 15] = [
+    Dtype::F64,
+    Dtype::F32,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::F8_E4M3,
+    Dtype::F8_E5M2,
+    Dtype::I64,
+    Dtype::I32,
+    Dtype::I16,
+    Dtype::I8,
+    Dtype::U64,
+    Dtype::U32,
+    Dtype::U16,
+    Dtype::U8,
+    Dtype::BOOL,
+];
+
 /// How a fixture tensor is filled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fill {

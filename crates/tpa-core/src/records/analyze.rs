@@ -1,6 +1,6 @@
 //! The row `tpa-analyze` writes per tensor.
 
-use super::{Cell, Record, RunInfo};
+use super::{Cell, Record, Row};
 use crate::analyses::classify::{Placement, classify};
 use crate::analyses::stats::TensorStats;
 use crate::tensors::TensorView;
@@ -44,20 +44,9 @@ impl AnalyzeRecord {
                 .unwrap_or_default(),
         }
     }
-
-    /// The row with the run's shared columns, ready for a writer.
-    pub fn with_run<'a>(&'a self, run: &'a RunInfo) -> AnalyzeRow<'a> {
-        AnalyzeRow { run, record: self }
-    }
 }
 
-/// An [`AnalyzeRecord`] together with its run's metadata.
-pub struct AnalyzeRow<'a> {
-    run: &'a RunInfo,
-    record: &'a AnalyzeRecord,
-}
-
-impl Record for AnalyzeRow<'_> {
+impl Record for Row<'_, AnalyzeRecord> {
     const COLUMNS: &'static [&'static str] = &[
         // The original analyze.py columns, in its order.
         "model_path",

@@ -12,7 +12,7 @@ mod transformer;
 
 pub use analyze::AnalyzeRecord;
 pub use summary::{ModelSummary, Tally};
-pub use transformer::{SpectralSummary, TransformerRecord, TransformerRow};
+pub use transformer::{SpectralSummary, TransformerRecord};
 
 /// One value of a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +75,17 @@ impl RunInfo {
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         }
     }
+}
+
+/// A record together with its run's metadata: what the writers write.
+pub struct Row<'a, R> {
+    pub run: &'a RunInfo,
+    pub record: &'a R,
+}
+
+/// Pairs every record with the run's metadata, ready for a writer.
+pub fn rows<'a, R>(run: &'a RunInfo, records: &'a [R]) -> Vec<Row<'a, R>> {
+    records.iter().map(|record| Row { run, record }).collect()
 }
 
 /// Orders rows as the original tool did: by numeric layer index, rows

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cell, Record, RunInfo};
+use super::{Cell, Record, Row};
 use crate::analyses::classify::{BlockType, classify};
 use crate::analyses::spectrum::metrics::SpectralMetrics;
 use crate::analyses::spectrum::{BackendError, Engine};
@@ -111,20 +111,9 @@ impl TransformerRecord {
     pub fn design_rank(&self) -> usize {
         self.rows.min(self.cols)
     }
-
-    /// The row with the run's shared columns, ready for a writer.
-    pub fn with_run<'a>(&'a self, run: &'a RunInfo) -> TransformerRow<'a> {
-        TransformerRow { run, record: self }
-    }
 }
 
-/// A [`TransformerRecord`] together with its run's metadata.
-pub struct TransformerRow<'a> {
-    run: &'a RunInfo,
-    record: &'a TransformerRecord,
-}
-
-impl Record for TransformerRow<'_> {
+impl Record for Row<'_, TransformerRecord> {
     const COLUMNS: &'static [&'static str] = &[
         // The original transformer_analysis.py columns, in its order.
         "model_path",
