@@ -381,3 +381,74 @@ fn resume_refuses_a_journal_from_other_settings() {
         stderr(&output)
     );
 }
+
+/// Without CUDA (CI, this repository's machines) the probe says so in one
+/// line and the run goes on, on the CPU; on a machine with a GPU the line
+/// names the GPU instead.
+#[test]
+fn the_gpu_probe_says_one_line_and_the_results_are_right_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = known_model(dir.path());
+    let out = dir.path().join("t.csv");
+    let output = run_ok(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "-v",
+    ]);
+    let err = stderr(&output);
+    let probe_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("GPU: ")).collect();
+    assert_eq!(probe_lines.len(), 1, "{err}");
+    let table = Table::read(&out);
+    assert_eq!(
+        table.row("model.layers.0.self_attn.q_proj.weight")["actual_rank"],
+        "7"
+    );
+    let backend = &table.row("lm_head.weight")["backend"];
+    if probe_lines[0].starts_with("GPU: none usable") {
+        assert!(probe_lines[0].ends_with("computing on the CPU"), "{err}");
+        assert_eq!(backend, "cpu");
+    }
+}
+
+#[test]
+fn gpu_required_but_missing_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = known_model(dir.path());
+    let out = dir.path().join("t.csv");
+    let plain = run_ok(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-v",
+    ]);
+    if !stderr(&plain).contains("GPU: none usable") {
+        eprintln!("a GPU is present here; nothing to check");
+        return;
+    }
+    std::fs::remove_file(&out).unwrap();
+    let args = [
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let flag = transformer(&[&args[..], &["--gpu"]].concat());
+    let env = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-transformer"))
+        .args(args)
+        .env("TPA_REQUIRE_GPU", "1")
+        .output()
+        .unwrap();
+    for output in [flag, env] {
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.starts_with("error: --gpu / TPA_REQUIRE_GPU: no usable GPU: "),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

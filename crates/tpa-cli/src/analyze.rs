@@ -136,7 +136,7 @@ fn statistics_and_rank(
         tensor.check_decodable()?;
     }
     let matrices: Vec<MatrixView<'_>> = tensors.iter().map(|t| MatrixView::whole(*t)).collect();
-    let engine = args.spectrum.engine(args.quiet);
+    let engine = args.spectrum.engine(args.quiet)?;
     let mut records = Vec::with_capacity(tensors.len());
     matrices::compute_records(
         &matrices,

@@ -78,12 +78,22 @@ pub struct SpectrumArgs {
 
     /// Memory the matrices in flight may use, e.g. 8G or 512M [default: half of the
     /// available memory]. A matrix larger than this runs alone.
-    #[arg(long = "max-memory", visible_alias = "max_memory", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long = "max-memory", visible_alias = "max_memory", value_name = "SIZE", value_parser = tpa_core::analyses::runner::parse_size)]
     pub max_memory: Option<u64>,
 
-    /// Do not use a GPU.
+    /// Do not look for a GPU; compute on the CPU.
     #[arg(long = "no-gpu", visible_alias = "no_gpu")]
     pub no_gpu: bool,
+
+    /// Fail instead of falling back to the CPU when no GPU is usable (also
+    /// TPA_REQUIRE_GPU=1), for batch jobs that must not run for hours on a CPU.
+    #[arg(long, conflicts_with = "no_gpu")]
+    pub gpu: bool,
+
+    /// Say what the GPU probe found and tried. TPA_CUDA_LIB_DIR names a folder
+    /// of CUDA 13 libraries, e.g. a PyTorch install's site-packages/nvidia/cu13/lib.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 impl SpectrumArgs {
@@ -95,43 +105,70 @@ impl SpectrumArgs {
         }
     }
 
-    pub fn engine(&self, quiet: bool) -> Engine {
-        if !self.no_gpu && !quiet {
-            eprintln!(
-                "note: no GPU backend in this build yet; computing spectra on the CPU (--no-gpu hides this)"
-            );
-        }
-        Engine::cpu(SpectrumOptions {
+    /// The spectral engine: the CPU, plus the GPU where one is found (one
+    /// line on stderr says which, unless `quiet`).
+    pub fn engine(&self, quiet: bool) -> Result<Engine> {
+        let engine = Engine::cpu(SpectrumOptions {
             rank_rtol: self.rank_rtol,
-        })
+        });
+        if self.no_gpu {
+            return Ok(engine);
+        }
+        let require = self.gpu
+            || std::env::var("TPA_REQUIRE_GPU")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        let say = |line: String| {
+            if !quiet || self.verbose {
+                eprintln!("{line}");
+            }
+        };
+        #[cfg(feature = "cuda")]
+        {
+            use tpa_core::analyses::spectrum::cuda;
+            match cuda::probe() {
+                Ok(backend) => {
+                    let info = backend.info();
+                    say(format!(
+                        "GPU: {}, {:.1} of {:.1} GiB free, compute {}.{}, CUDA driver {}.{}; \
+                         big matrices on the GPU, small ones on the CPU",
+                        info.name,
+                        info.free_memory as f64 / (1u64 << 30) as f64,
+                        info.total_memory as f64 / (1u64 << 30) as f64,
+                        info.compute_capability.0,
+                        info.compute_capability.1,
+                        info.driver_version / 1000,
+                        info.driver_version % 1000 / 10
+                    ));
+                    Ok(engine.with_accelerator(Box::new(backend)))
+                }
+                Err(failure) => {
+                    if self.verbose {
+                        failure
+                            .details
+                            .iter()
+                            .for_each(|d| eprintln!("  gpu probe: {d}"));
+                    }
+                    if require {
+                        anyhow::bail!("--gpu / TPA_REQUIRE_GPU: no usable GPU: {}", failure.reason);
+                    }
+                    say(format!(
+                        "GPU: none usable ({}); computing on the CPU",
+                        failure.reason
+                    ));
+                    Ok(engine)
+                }
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let reason = "this build has no GPU support (built without the cuda feature)";
+            if require {
+                anyhow::bail!("--gpu / TPA_REQUIRE_GPU: no usable GPU: {reason}");
+            }
+            say(format!("GPU: none usable ({reason}); computing on the CPU"));
+            Ok(engine)
+        }
     }
-}
-
-/// `16G`, `512M`, `1.5GiB`, `4096` (bytes); units are binary.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 8G or 512M"))?;
-    let scale = match unit
-        .trim()
-        .trim_end_matches("iB")
-        .trim_end_matches('B')
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "" => 1u64,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
-    };
-    Ok((number * scale as f64) as u64)
 }
 
 /// A model opened for analysis, with what the summary needs.
@@ -179,18 +216,4 @@ pub fn output_format(args: &OutputArgs) -> Result<Format> {
         })?;
     prepare_output(&args.out)?;
     Ok(format)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("8G"), Ok(8 << 30));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5GB"), Ok(3 << 29));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").is_err());
-    }
 }

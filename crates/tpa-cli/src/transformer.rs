@@ -110,7 +110,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let opened = common::open_model(&args.model)?;
     let stats = args.stats.options();
-    let engine = args.spectrum.engine(args.quiet);
+    let engine = args.spectrum.engine(args.quiet)?;
 
     let selected: Vec<_> = opened
         .model

@@ -356,3 +356,74 @@ fn a_broken_backend_is_switched_off_for_the_rest_of_the_run() {
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(notices[0].contains("illegal address") && notices[0].contains("rest of the run"));
 }
+
+#[test]
+fn a_declined_matrix_is_done_on_the_cpu_and_the_accelerator_stays() {
+    let f = fixture(vec![f64_matrix(
+        "w",
+        30,
+        10,
+        planted(30, 10, &decaying(10, 0), 8),
+    )]);
+    let matrix = MatrixView::whole(f.model.tensor("w").unwrap());
+    let (engine, notices) =
+        engine_with(|call| (call == 0).then(|| BackendError::Declined("no decoder".into())));
+    assert_eq!(engine.spectrum(&matrix).unwrap().backend, "cpu");
+    assert_eq!(engine.spectrum(&matrix).unwrap().backend, "fake");
+    let notices = notices.lock().unwrap();
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].contains("declined matrix (30, 10): no decoder"),
+        "{notices:?}"
+    );
+}
+
+/// A backend that is correct but slow, to keep the accelerator busy.
+struct Slow;
+
+impl SpectralBackend for Slow {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn gram_route(&self, matrix: &MatrixView<'_>) -> Result<Vec<f64>, BackendError> {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        CpuBackend.gram_route(matrix)
+    }
+    fn svd_route(&self, matrix: &MatrixView<'_>) -> Result<Vec<f64>, BackendError> {
+        CpuBackend.svd_route(matrix)
+    }
+}
+
+#[test]
+fn while_the_accelerator_is_busy_small_matrices_go_to_the_cpu_and_big_ones_wait() {
+    let big = tpa_core::analyses::spectrum::ACCELERATOR_FROM;
+    let f = fixture(vec![
+        f64_matrix("small", 20, 10, planted(20, 10, &decaying(10, 0), 10)),
+        TensorSpec::new(
+            "big",
+            Dtype::F32,
+            &[big, big],
+            Fill::Normal { seed: 1, std: 1.0 },
+        ),
+    ]);
+    let small = MatrixView::whole(f.model.tensor("small").unwrap());
+    let large = MatrixView::whole(f.model.tensor("big").unwrap());
+    let engine = Engine::cpu(SpectrumOptions::default()).with_accelerator(Box::new(Slow));
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| engine.spectrum(&small).unwrap().backend);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let waiting = s.spawn(|| engine.spectrum(&large).unwrap().backend);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(
+            engine.spectrum(&small).unwrap().backend,
+            "cpu",
+            "the accelerator is busy"
+        );
+        assert_eq!(busy.join().unwrap(), "slow");
+        assert_eq!(
+            waiting.join().unwrap(),
+            "slow",
+            "big matrices wait for the accelerator"
+        );
+    });
+}

@@ -36,6 +36,33 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Parses a memory size: `16G`, `512M`, `1.5GiB`, `4096` (bytes); units are binary.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 8G or 512M"))?;
+    let scale = match unit
+        .trim()
+        .trim_end_matches("iB")
+        .trim_end_matches('B')
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+    };
+    Ok((number * scale as f64) as u64)
+}
+
 struct Budget {
     next: usize,
     in_use: u64,
@@ -134,6 +161,15 @@ mod tests {
             "{}",
             peak.load(Ordering::SeqCst)
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5GB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
     }
 
     #[test]

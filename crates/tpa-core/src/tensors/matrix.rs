@@ -104,6 +104,13 @@ impl<'m> MatrixView<'m> {
             .decode_into(self.offset + row * self.cols + col, out)
     }
 
+    /// The stored bytes of rows `row .. row + count` (row-major, little
+    /// endian, in the tensor's dtype), for backends that decode elsewhere.
+    pub fn stored_rows(&self, row: usize, count: usize) -> Result<&'m [u8]> {
+        self.tensor
+            .element_bytes(self.offset + row * self.cols, count * self.cols)
+    }
+
     /// Releases the pages of rows `row .. row + count` (see [`TensorView::release`]).
     pub fn release_rows(&self, row: usize, count: usize) {
         self.tensor

@@ -8,16 +8,20 @@
 //! f64 SVD on the same stored values. Nothing is ever computed in f32: that
 //! gets ranks wrong at rtol = 1e-6.
 //!
-//! Backends implement [`SpectralBackend`]; an [`Engine`] runs an optional
-//! accelerator first and falls back to the CPU per matrix.
+//! Backends implement [`SpectralBackend`]: the CPU one always, the CUDA one
+//! (feature `cuda`, on by default, loaded at run time) where a GPU is found.
+//! An [`Engine`] runs the accelerator first and falls back to the CPU per
+//! matrix.
 
 mod blocks;
 mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod eigen;
 pub mod metrics;
 pub mod powerlaw;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, TryLockError};
 use std::time::Instant;
 
 pub use cpu::CpuBackend;
@@ -85,6 +89,10 @@ pub enum BackendError {
     /// This matrix failed (e.g. no convergence); reported, not retried.
     #[error("{0}")]
     Failed(String),
+    /// This backend cannot do this matrix (a dtype it cannot decode, a
+    /// dimension past its API, no convergence there); another backend may.
+    #[error("{0}")]
+    Declined(String),
     /// Reading the matrix failed: the input is at fault, not the backend.
     #[error(transparent)]
     Input(#[from] Error),
@@ -136,12 +144,18 @@ fn near_tolerance(values: &[f64], rank_rtol: f64) -> bool {
             .any(|&s| (s - tol).abs() <= TOLERANCE_BAND * tol)
 }
 
+/// Matrices whose small side is at least this wait for the accelerator when
+/// it is busy; smaller ones go to the CPU instead, so that CPU threads work
+/// through the small matrices while the accelerator takes the big ones.
+pub const ACCELERATOR_FROM: usize = 1024;
+
 /// Runs spectra on an optional accelerator with the CPU as fallback, per
-/// matrix: an out-of-memory matrix is redone on the CPU and the accelerator
-/// stays in use; a broken accelerator is switched off for the rest of the run.
+/// matrix: an out-of-memory matrix (or one the accelerator declines) is done
+/// on the CPU and the accelerator stays in use; a broken accelerator is
+/// switched off for the rest of the run.
 pub struct Engine {
-    accelerator: Option<Box<dyn SpectralBackend>>,
-    accelerator_off: AtomicBool,
+    /// One matrix at a time; `None` once switched off.
+    accelerator: Mutex<Option<Box<dyn SpectralBackend>>>,
     cpu: CpuBackend,
     options: SpectrumOptions,
     notice: Box<dyn Fn(&str) + Send + Sync>,
@@ -151,8 +165,7 @@ impl Engine {
     /// An engine on the CPU only.
     pub fn cpu(options: SpectrumOptions) -> Engine {
         Engine {
-            accelerator: None,
-            accelerator_off: AtomicBool::new(false),
+            accelerator: Mutex::new(None),
             cpu: CpuBackend,
             options,
             notice: Box::new(|message| eprintln!("{message}")),
@@ -160,9 +173,11 @@ impl Engine {
     }
 
     /// Adds an accelerator tried before the CPU.
-    pub fn with_accelerator(mut self, backend: Box<dyn SpectralBackend>) -> Engine {
-        self.accelerator = Some(backend);
-        self
+    pub fn with_accelerator(self, backend: Box<dyn SpectralBackend>) -> Engine {
+        Engine {
+            accelerator: Mutex::new(Some(backend)),
+            ..self
+        }
     }
 
     /// Where fallback notices go (stderr by default).
@@ -178,25 +193,41 @@ impl Engine {
 
     /// The spectrum of `matrix`.
     pub fn spectrum(&self, matrix: &MatrixView<'_>) -> Result<Spectrum, BackendError> {
-        if let Some(accelerator) = self
-            .accelerator
-            .as_deref()
-            .filter(|_| !self.accelerator_off.load(Ordering::Relaxed))
+        let (rows, cols) = matrix.shape();
+        let slot = if rows.min(cols) >= ACCELERATOR_FROM {
+            Some(self.accelerator.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            match self.accelerator.try_lock() {
+                Ok(slot) => Some(slot),
+                Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        };
+        if let Some(mut slot) = slot
+            && let Some(accelerator) = slot.as_deref()
         {
             match spectrum_on(accelerator, matrix, &self.options) {
                 Ok(spectrum) => return Ok(spectrum),
                 Err(BackendError::OutOfMemory(_)) => {
-                    let (rows, cols) = matrix.shape();
                     (self.notice)(&format!(
                         "⚠️  GPU OOM, falling back to CPU for matrix ({rows}, {cols})"
                     ));
                 }
+                Err(BackendError::Declined(reason)) => {
+                    (self.notice)(&format!(
+                        "⚠️  {} backend declined matrix ({rows}, {cols}): {reason}; computing it on the CPU",
+                        accelerator.name()
+                    ));
+                }
                 Err(BackendError::Broken(reason)) => {
-                    if !self.accelerator_off.swap(true, Ordering::Relaxed) {
-                        (self.notice)(&format!(
-                            "⚠️  {} backend failed ({reason}); using the CPU for the rest of the run",
-                            accelerator.name()
-                        ));
+                    (self.notice)(&format!(
+                        "⚠️  {} backend failed ({reason}); using the CPU for the rest of the run",
+                        accelerator.name()
+                    ));
+                    // Its handles would fail (and panic) when dropped on a
+                    // broken context: keep it alive, unused, until exit.
+                    if let Some(broken) = slot.take() {
+                        std::mem::forget(broken);
                     }
                 }
                 Err(other) => return Err(other),
