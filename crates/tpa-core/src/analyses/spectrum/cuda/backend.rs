@@ -345,6 +345,7 @@ impl SpectralBackend for CudaBackend {
         if n == 0 {
             return Ok(Vec::new());
         }
+        self.context.bind_to_thread().map_err(driver)?;
         let kind = Kind::of(matrix.tensor().dtype())?.upload(&self.stream)?;
         let stored = (rows * cols * matrix.tensor().dtype().bits() / 8) as u64;
         self.reserve(
