@@ -119,5 +119,118 @@ fn probe_inner(details: &mut Vec<String>) -> Result<CudaBackend, String> {
             return Err(format!("{name} not found{hint}"));
         }
     }
-    CudaBackend::new(0, version).map_err(|e| format!("{e}{hint}"))
+    let backend = CudaBackend::new(0, version).map_err(|e| format!("{e}{hint}"))?;
+    self_check(&backend)?;
+    Ok(backend)
+}
+
+/// Runs small matrices of several dtypes and shapes through both routes on
+/// the GPU and on the CPU, and refuses the GPU unless they agree: a wrong
+/// layout, decoder or library must never give different numbers silently.
+fn self_check(backend: &CudaBackend) -> Result<(), String> {
+    use crate::analyses::spectrum::{CpuBackend, SpectralBackend};
+    use crate::model::Model;
+    use crate::tensors::MatrixView;
+
+    let dir = tempfile::tempdir().map_err(|e| format!("self-check: {e}"))?;
+    let path = dir.path().join("self-check.safetensors");
+    std::fs::write(&path, self_check_file()).map_err(|e| format!("self-check: {e}"))?;
+    let model = Model::open(&path).map_err(|e| format!("self-check: {e}"))?;
+    for tensor in model.tensors() {
+        let matrix = MatrixView::whole(tensor);
+        for route in ["gram", "svd"] {
+            let run = |b: &dyn SpectralBackend| match route {
+                "gram" => b.gram_route(&matrix),
+                _ => b.svd_route(&matrix),
+            };
+            let cpu = run(&CpuBackend).map_err(|e| format!("self-check on the CPU: {e}"))?;
+            let gpu = run(backend).map_err(|e| format!("self-check on the GPU failed: {e}"))?;
+            let max = cpu.first().copied().unwrap_or(0.0);
+            let agree = cpu.len() == gpu.len()
+                && cpu
+                    .iter()
+                    .zip(&gpu)
+                    .all(|(a, b)| (a - b).abs() <= 1e-9 * max);
+            if !agree {
+                return Err(format!(
+                    "self-check: GPU and CPU disagree on {} ({route} route); not using the GPU",
+                    tensor.name()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A safetensors file with small integer-valued matrices (exact in every
+/// dtype): tall bf16, wide f32, f16, int8 (the GPU's table decoder), f64.
+fn self_check_file() -> Vec<u8> {
+    let specs: [(&str, &str, usize, usize, usize); 5] = [
+        ("tall_bf16", "BF16", 70, 40, 2),
+        ("wide_f32", "F32", 40, 70, 4),
+        ("f16", "F16", 24, 30, 2),
+        ("int8", "I8", 30, 20, 1),
+        ("f64", "F64", 33, 33, 8),
+    ];
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, rows, cols, size) in specs {
+        let start = data.len();
+        for i in 0..rows * cols {
+            let v = ((i * 7919 + i / 13) % 17) as i32 - 8; // −8..8, exact everywhere
+            match dtype {
+                "BF16" => data.extend(((v as f32).to_bits() >> 16).to_le_bytes()[..2].iter()),
+                "F32" => data.extend((v as f32).to_le_bytes()),
+                "F16" => data.extend(half::f16::from_f32(v as f32).to_le_bytes()),
+                "I8" => data.push(v as i8 as u8),
+                _ => data.extend((v as f64).to_le_bytes()),
+            }
+        }
+        debug_assert_eq!(data.len() - start, rows * cols * size);
+        header.insert(
+            name.to_owned(),
+            serde_json::json!({"dtype": dtype, "shape": [rows, cols], "data_offsets": [start, data.len()]}),
+        );
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header.as_bytes());
+    file.extend(data);
+    file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyses::spectrum::{CpuBackend, SpectralBackend};
+    use crate::model::Model;
+    use crate::tensors::MatrixView;
+
+    /// The self-check's matrices are valid, hold the intended values, and
+    /// the CPU's two routes agree on them (the GPU is compared against these).
+    #[test]
+    fn self_check_matrices_are_valid_and_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("check.safetensors");
+        std::fs::write(&path, self_check_file()).unwrap();
+        let model = Model::open(&path).unwrap();
+        assert_eq!(model.len(), 5);
+        for tensor in model.tensors() {
+            let mut first = [0.0; 3];
+            tensor.decode_into(0, &mut first).unwrap();
+            assert_eq!(first, [-8.0, 6.0, 3.0], "{}", tensor.name());
+            let matrix = MatrixView::whole(tensor);
+            let (gram, svd) = (
+                CpuBackend.gram_route(&matrix).unwrap(),
+                CpuBackend.svd_route(&matrix).unwrap(),
+            );
+            assert!(
+                gram.iter()
+                    .zip(&svd)
+                    .all(|(a, b)| (a - b).abs() <= 1e-9 * svd[0]),
+                "{}",
+                tensor.name()
+            );
+        }
+    }
 }
