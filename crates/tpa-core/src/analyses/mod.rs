@@ -3,9 +3,11 @@
 //! * [`classify`]: layer, expert and block type from the tensor's name;
 //! * [`stats`]: exact streaming statistics over the stored values;
 //! * [`spectrum`]: complete singular-value spectra and the metrics drawn from them;
+//! * [`embedding`]: cluster structure of the token embeddings (k-means and its scores);
 //! * [`runner`]: many matrices on a fixed number of threads under a memory budget.
 
 pub mod classify;
+pub mod embedding;
 pub mod runner;
 pub mod spectrum;
 pub mod stats;

@@ -1,0 +1,228 @@
+//! k-means, its scores and the sweep on data with known structure.
+
+use tpa_core::analyses::embedding::Standardized;
+use tpa_core::analyses::embedding::kmeans::{Data, KMeansOptions, kmeans};
+use tpa_core::analyses::embedding::scores::anova;
+use tpa_core::analyses::embedding::sweep::{Criterion, SweepOptions, sweep};
+use tpa_testkit::SplitMix64;
+
+/// `per` points around each of `centers.len()` well separated centres in
+/// `d` dimensions (spread 1, centres 20 apart), with their true labels.
+fn blobs(k: usize, per: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = SplitMix64::new(seed);
+    let centers: Vec<Vec<f64>> = (0..k)
+        .map(|c| {
+            (0..d)
+                .map(|j| {
+                    if j == c % d {
+                        20.0 * (1 + c / d) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut x = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..k * per {
+        let c = i % k;
+        x.extend(centers[c].iter().map(|m| (m + rng.normal()) as f32));
+        truth.push(c as u32);
+    }
+    (x, truth)
+}
+
+/// Whether two labelings are the same partition.
+fn same_partition(a: &[u32], b: &[u32]) -> bool {
+    let mut map = std::collections::HashMap::new();
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| *map.entry(*x).or_insert(*y) == *y)
+        && {
+            let mut back = std::collections::HashMap::new();
+            b.iter()
+                .zip(a)
+                .all(|(x, y)| *back.entry(*x).or_insert(*y) == *y)
+        }
+}
+
+#[test]
+fn the_sweep_finds_the_true_k_and_recovers_the_clusters() {
+    let (raw, truth) = blobs(4, 300, 8, 1);
+    let z = Standardized::new(&raw, 8);
+    let x = z.to_f32();
+    let options = SweepOptions {
+        max_k: 10,
+        n_init: 5,
+        seed: 42,
+        criterion: Criterion::Anova,
+        silhouette_rows: 10_000,
+        sweep_rows: None,
+    };
+    let mut seen = Vec::new();
+    let result = sweep(&z, &x, &options, &mut |s, _| seen.push(s.k)).unwrap();
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    assert_eq!(result.chosen_k, 4);
+    assert!(same_partition(&result.clustering.labels, &truth));
+    assert!(result.curve[0].anova.is_none(), "k = 1 has no F");
+    // Half the features are pure noise, so the blobs overlap in distance:
+    // expected about (4.3 − 2.85) / 4.3 ≈ 0.34.
+    let silhouette = result.silhouettes.overall.unwrap();
+    assert!((0.25..0.45).contains(&silhouette), "{silhouette}");
+    // The silhouette criterion agrees on such clear blobs.
+    let by_silhouette = sweep(
+        &z,
+        &x,
+        &SweepOptions {
+            criterion: Criterion::Silhouette,
+            ..options
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(by_silhouette.chosen_k, 4);
+}
+
+#[test]
+fn a_sampled_sweep_says_so_and_refits_on_all_rows() {
+    let (raw, truth) = blobs(3, 400, 6, 2);
+    let z = Standardized::new(&raw, 6);
+    let x = z.to_f32();
+    let options = SweepOptions {
+        max_k: 6,
+        n_init: 3,
+        seed: 7,
+        criterion: Criterion::Anova,
+        silhouette_rows: 500,
+        sweep_rows: Some(300),
+    };
+    let result = sweep(&z, &x, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(result.sampled_rows, Some(300));
+    assert_eq!(result.chosen_k, 3);
+    assert_eq!(result.clustering.labels.len(), 1200);
+    assert!(same_partition(&result.clustering.labels, &truth));
+}
+
+#[test]
+fn f_ratio_equals_a_direct_computation() {
+    let (raw, _) = blobs(5, 60, 4, 3);
+    let z = Standardized::new(&raw, 4);
+    let x = z.to_f32();
+    let fit = kmeans(&Data::new(&x, 4), &KMeansOptions::new(5, 1));
+    let ours = anova(&z, &fit.labels, 5).unwrap();
+    // Direct textbook formula, in f64, from the raw values.
+    let n = raw.len() / 4;
+    let col = |j: usize| -> (f64, f64) {
+        let m = (0..n).map(|i| f64::from(raw[i * 4 + j])).sum::<f64>() / n as f64;
+        let v = (0..n)
+            .map(|i| (f64::from(raw[i * 4 + j]) - m).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        (m, v.sqrt())
+    };
+    let stats: Vec<(f64, f64)> = (0..4).map(col).collect();
+    let zrow = |i: usize| -> Vec<f64> {
+        (0..4)
+            .map(|j| (f64::from(raw[i * 4 + j]) - stats[j].0) / stats[j].1)
+            .collect()
+    };
+    let mut groups: Vec<Vec<Vec<f64>>> = vec![Vec::new(); 5];
+    for i in 0..n {
+        groups[fit.labels[i] as usize].push(zrow(i));
+    }
+    let mean = |pts: &[Vec<f64>]| -> Vec<f64> {
+        (0..4)
+            .map(|j| pts.iter().map(|p| p[j]).sum::<f64>() / pts.len() as f64)
+            .collect()
+    };
+    let all: Vec<Vec<f64>> = (0..n).map(zrow).collect();
+    let grand = mean(&all);
+    let (mut b, mut w) = (0.0, 0.0);
+    for g in groups.iter().filter(|g| g.len() > 1) {
+        let m = mean(g);
+        b += g.len() as f64
+            * m.iter()
+                .zip(&grand)
+                .map(|(a, c)| (a - c).powi(2))
+                .sum::<f64>();
+        w += g
+            .iter()
+            .map(|p| p.iter().zip(&m).map(|(a, c)| (a - c).powi(2)).sum::<f64>())
+            .sum::<f64>();
+    }
+    let direct = (b / 4.0) / (w / (n - 5) as f64);
+    assert!(
+        (ours.f_ratio - direct).abs() <= 1e-10 * direct,
+        "{} vs {direct}",
+        ours.f_ratio
+    );
+    assert!(ours.p_value < 1e-100);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (raw, _) = blobs(6, 700, 16, 4);
+    let z = Standardized::new(&raw, 16);
+    let x = z.to_f32();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| kmeans(&Data::new(&x, 16), &KMeansOptions::new(8, 42)))
+    };
+    assert_eq!(run(1), run(3));
+}
+
+#[test]
+fn more_clusters_than_structure_still_fills_every_cluster() {
+    // Four distinct points repeated: k = 4 leaves no cluster empty.
+    let raw: Vec<f32> = (0..40).flat_map(|i| [(i % 4) as f32, 0.0]).collect();
+    let fit = kmeans(&Data::new(&raw, 2), &KMeansOptions::new(4, 0));
+    assert!(fit.sizes().iter().all(|&s| s == 10), "{:?}", fit.sizes());
+    assert_eq!(fit.inertia, 0.0);
+}
+
+#[test]
+fn silhouettes_equal_a_direct_computation() {
+    use tpa_core::analyses::embedding::scores::SilhouetteSample;
+    let (raw, _) = blobs(3, 20, 3, 5);
+    let x: Vec<f32> = raw.clone();
+    let data = Data::new(&x, 3);
+    // Labels with a singleton (point 0 alone in cluster 3), which is left out.
+    let mut labels: Vec<u32> = (0..60).map(|i| (i % 3) as u32).collect();
+    labels[0] = 3;
+    let ours = SilhouetteSample::new(&data, 10_000, 1).score(&labels, 4);
+    let dist = |a: usize, b: usize| -> f64 {
+        (0..3)
+            .map(|j| (f64::from(x[a * 3 + j]) - f64::from(x[b * 3 + j])).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let kept: Vec<usize> = (0..60).filter(|&i| labels[i] != 3).collect();
+    let mut total = 0.0;
+    for &i in &kept {
+        let mean_to = |c: u32| {
+            let members: Vec<usize> = kept
+                .iter()
+                .copied()
+                .filter(|&j| labels[j] == c && j != i)
+                .collect();
+            members.iter().map(|&j| dist(i, j)).sum::<f64>() / members.len() as f64
+        };
+        let a = mean_to(labels[i]);
+        let b = (0..3)
+            .filter(|&c| c != labels[i])
+            .map(mean_to)
+            .fold(f64::INFINITY, f64::min);
+        total += (b - a) / a.max(b);
+    }
+    let direct = total / kept.len() as f64;
+    assert!(
+        (ours.overall.unwrap() - direct).abs() < 1e-5,
+        "{:?} vs {direct}",
+        ours.overall
+    );
+    assert_eq!(ours.per_cluster[3], None, "the singleton has no silhouette");
+}
