@@ -146,3 +146,119 @@ fn spectra_match_scipy_and_weightwatcher_on_all_104_tensors() {
         }
     }
 }
+
+#[test]
+fn kmeans_inertia_and_f_ratio_match_scikit_learn() {
+    use tpa_core::analyses::embedding::kmeans::{Data, KMeansOptions, kmeans};
+    use tpa_core::analyses::embedding::scores::anova;
+    use tpa_core::analyses::embedding::{Standardized, find_embedding, load_f32};
+
+    let Some(dir) = minilm_dir() else { return };
+    let model = tpa_core::model::Model::open(&dir).unwrap();
+    let tensor = find_embedding(&model, None).unwrap();
+    assert_eq!(tensor.name(), "embeddings.word_embeddings.weight");
+    let (raw, _, d) = load_f32(&tensor).unwrap();
+    let z = Standardized::new(&raw, d);
+    let x = z.to_f32();
+    let data = Data::new(&x, d);
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(workspace().join("tests/golden/minilm_kmeans.json")).unwrap(),
+    )
+    .unwrap();
+    for k in [2usize, 5, 10, 20] {
+        let g = &golden["k"][k.to_string()];
+        let labels: Vec<u32> = g["labels"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .map(|c| c.to_digit(36).unwrap())
+            .collect();
+        let ours = anova(&z, &labels, k).unwrap().f_ratio;
+        let theirs = g["f_ratio"].as_f64().unwrap();
+        assert!(
+            close(ours, theirs, 1e-9),
+            "k={k}: F {ours} vs scikit-learn {theirs}"
+        );
+        let fit = kmeans(&data, &KMeansOptions::new(k, 42));
+        let sklearn = g["inertia"].as_f64().unwrap();
+        assert!(
+            (fit.inertia / sklearn - 1.0).abs() < 0.01,
+            "k={k}: inertia {} vs scikit-learn {sklearn}",
+            fit.inertia
+        );
+    }
+}
+
+#[test]
+fn embedding_clusters_show_real_wordpieces() {
+    let Some(model) = minilm_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("embedding.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-embedding"))
+        .args([
+            "--model-path",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--max-k",
+            "3",
+            "--n-init",
+            "2",
+            "--silhouette-sample",
+            "2000",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("clustering_results.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["total_tokens"], 30522);
+    assert_eq!(report["embedding_dimension"], 384);
+    assert_eq!(report["run"]["tokenizer"], true);
+    for cluster in report["clusters"].as_array().unwrap() {
+        let ids: Vec<String> = cluster["representative_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        let texts: Vec<&str> = cluster["representative_text"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .collect();
+        assert_eq!(texts.len(), 10);
+        assert!(
+            texts.iter().zip(&ids).all(|(t, id)| *t != id),
+            "ids shown instead of tokens: {texts:?}"
+        );
+    }
+    let all: String = report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["meaningful_text"].as_str().unwrap())
+        .collect();
+    assert!(
+        all.chars().any(|c| c.is_ascii_lowercase()),
+        "no wordpiece among {all}"
+    );
+    let stats = Table::read(&out);
+    assert_eq!(stats.rows.len(), 1);
+    assert_eq!(
+        stats.rows[0]["param_name"],
+        "embeddings.word_embeddings.weight"
+    );
+    assert_eq!(stats.rows[0]["rank"], "384");
+    for file in [
+        "embedding_clusters_summary.csv",
+        "anova_curve.png",
+        "anova_curve.svg",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+}

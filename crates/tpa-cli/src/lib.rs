@@ -4,6 +4,7 @@
 pub mod analyze;
 mod common;
 mod console;
+pub mod embedding;
 mod matrices;
 mod progress;
 pub mod transformer;
@@ -26,7 +27,7 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 /// What the tools that are not built yet say; exit code 2.
 pub fn not_yet_implemented(tool: &str, issue: &str) -> ExitCode {
     eprintln!(
-        "{tool}: not yet implemented ({issue}); tpa-analyze and tpa-transformer work today, see the README"
+        "{tool}: not yet implemented ({issue}); tpa-analyze, tpa-transformer and tpa-embedding work today, see the README"
     );
     ExitCode::from(2)
 }

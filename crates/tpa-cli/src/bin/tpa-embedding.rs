@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    tpa_cli::not_yet_implemented("tpa-embedding", "issue 5")
+    tpa_cli::embedding::main()
 }

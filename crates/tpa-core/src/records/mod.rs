@@ -7,6 +7,7 @@
 //! adding it at the end of `COLUMNS`, so existing readers keep working.
 
 mod analyze;
+pub mod embedding;
 mod summary;
 mod transformer;
 

@@ -38,6 +38,20 @@ pub fn write_atomically(
     temp.as_file()
         .sync_all()
         .map_err(|e| output_error(path, e))?;
+    publish(temp, path)
+}
+
+/// Gives a finished temporary file the permissions of an ordinary new file
+/// (temporary files are created private, 0600) and renames it into place.
+pub(crate) fn publish(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        temp.as_file()
+            .set_permissions(readable)
+            .map_err(|e| output_error(path, e))?;
+    }
     temp.persist(path)
         .map_err(|e| output_error(path, e.error))?;
     Ok(())
@@ -60,4 +74,18 @@ pub fn prepare_output(path: &Path) -> Result<&Path> {
     std::fs::create_dir_all(dir)
         .map_err(|e| output_error(path, format!("creating {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn outputs_are_readable_by_others_like_ordinary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        super::write_atomically(&path, |w| w.write_all(b"x\n")).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
 }

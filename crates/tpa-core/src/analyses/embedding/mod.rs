@@ -4,6 +4,7 @@
 pub mod kmeans;
 pub mod scores;
 pub mod sweep;
+pub mod tokens;
 
 use rayon::prelude::*;
 
