@@ -185,6 +185,41 @@ fn more_clusters_than_structure_still_fills_every_cluster() {
 }
 
 #[test]
+fn more_clusters_than_distinct_rows_relocates_into_the_empty_ones() {
+    // Three distinct points, k = 5: seeding must repeat a point, the
+    // duplicate centre's cluster empties and takes a row from a cluster
+    // that can spare one.
+    let raw: Vec<f32> = (0..30).flat_map(|i| [(i % 3) as f32, 1.0]).collect();
+    let fit = kmeans(&Data::new(&raw, 2), &KMeansOptions::new(5, 3));
+    assert!(fit.sizes().iter().all(|&s| s >= 1), "{:?}", fit.sizes());
+    assert_eq!(fit.sizes().iter().sum::<usize>(), 30);
+    assert_eq!(fit.inertia, 0.0);
+}
+
+#[test]
+fn every_label_is_the_nearest_returned_centre() {
+    // Overlapping blobs and more centres than blobs: many rows sit near a
+    // boundary, where wrong bounds would keep a stale label.
+    let (raw, _) = blobs(4, 400, 24, 11);
+    let z = Standardized::new(&raw, 24);
+    let x = z.to_f32();
+    let fit = kmeans(&Data::new(&x, 24), &KMeansOptions::new(13, 7));
+    let sq = |i: usize, c: usize| -> f64 {
+        (0..24)
+            .map(|j| f64::from(x[i * 24 + j] - fit.centers[c * 24 + j]).powi(2))
+            .sum()
+    };
+    for i in 0..x.len() / 24 {
+        let own = sq(i, fit.labels[i] as usize);
+        let best = (0..13).map(|c| sq(i, c)).fold(f64::INFINITY, f64::min);
+        assert!(
+            own <= best * (1.0 + 1e-5) + 1e-9,
+            "row {i}: {own} vs {best}"
+        );
+    }
+}
+
+#[test]
 fn silhouettes_equal_a_direct_computation() {
     use tpa_core::analyses::embedding::scores::SilhouetteSample;
     let (raw, _) = blobs(3, 20, 3, 5);
