@@ -398,12 +398,3 @@ fn the_rank_column_is_the_numerical_rank_of_the_2d_view() {
     assert_eq!(table.row("layers.0.conv")["rank"], "2");
     assert_eq!(table.row("zero")["rank"], "0");
 }
-
-#[test]
-fn the_tool_not_built_yet_says_so_and_exits_2() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-download"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not yet implemented"));
-}

@@ -249,9 +249,8 @@ pub fn run(args: &Args) -> Result<()> {
             seed: options.seed,
             n_init: options.n_init,
             max_k: options.max_k,
-            engine:
-                "tpa k-means: Lloyd with greedy k-means++, distances as f32 matrix products, CPU"
-                    .into(),
+            engine: "tpa k-means: greedy k-means++, Lloyd with Elkan's bounds, f32 distances, CPU"
+                .into(),
             sweep_sampled: result.sampled_rows.is_some(),
             sweep_rows: result.sampled_rows.unwrap_or(rows),
             silhouette_sample_rows: args.silhouette_sample.min(rows),

@@ -4,6 +4,7 @@
 pub mod analyze;
 mod common;
 mod console;
+pub mod download;
 pub mod embedding;
 mod matrices;
 mod progress;
@@ -22,14 +23,6 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// What the tools that are not built yet say; exit code 2.
-pub fn not_yet_implemented(tool: &str, issue: &str) -> ExitCode {
-    eprintln!(
-        "{tool}: not yet implemented ({issue}); tpa-analyze, tpa-transformer and tpa-embedding work today, see the README"
-    );
-    ExitCode::from(2)
 }
 
 /// Sets the number of worker threads for the whole process.

@@ -8,6 +8,7 @@
 
 pub mod architectures;
 mod encode;
+pub mod mock_hub;
 mod rng;
 
 use std::borrow::Cow;

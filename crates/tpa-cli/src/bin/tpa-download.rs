@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    tpa_cli::not_yet_implemented("tpa-download", "issue 6")
+    tpa_cli::download::main()
 }

@@ -1,0 +1,202 @@
+//! Which files of a repository to fetch.
+
+use glob::{MatchOptions, Pattern};
+
+use crate::error::HubError;
+use crate::repo::{RemoteFile, RepoId};
+use crate::size::human;
+
+/// What tpa needs when no `--include` is given: safetensors weights and
+/// their index, configs and tokenizers, the model card.
+pub const DEFAULT_INCLUDE: &[&str] = &[
+    "*.safetensors",
+    "*.json",
+    "tokenizer.model",
+    "*.tiktoken",
+    "vocab.*",
+    "merges.txt",
+    "README.md",
+];
+
+/// Weights in other formats: left out by default, and said so, because a
+/// repository often carries the same weights two or three times over.
+pub const OTHER_WEIGHTS: &[&str] = &[
+    "*.bin",
+    "*.pth",
+    "*.pt",
+    "*.h5",
+    "*.msgpack",
+    "*.onnx",
+    "*.gguf",
+    "*.ckpt",
+];
+
+/// Glob matching as huggingface_hub's fnmatch does it: `*` also crosses `/`.
+const FNMATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
+/// The files chosen, and the weights in other formats left out by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub files: Vec<RemoteFile>,
+    pub skipped_weights: Vec<RemoteFile>,
+}
+
+/// Parses glob patterns, naming the bad one.
+pub fn patterns(globs: &[String]) -> Result<Vec<Pattern>, glob::PatternError> {
+    globs.iter().map(|g| Pattern::new(g)).collect()
+}
+
+fn matches_any(patterns: &[Pattern], path: &str) -> bool {
+    patterns.iter().any(|p| p.matches_with(path, FNMATCH))
+}
+
+/// The files of `all` to fetch: those matching `include` (or the default
+/// selection when it is empty) and no `exclude` pattern.
+pub fn select(
+    repo: &RepoId,
+    all: &[RemoteFile],
+    include: &[Pattern],
+    exclude: &[Pattern],
+) -> Result<Selection, HubError> {
+    let defaults;
+    let include = if include.is_empty() {
+        defaults = patterns(
+            &DEFAULT_INCLUDE
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+        if !all.iter().any(|f| f.path.ends_with(".safetensors")) {
+            return Err(HubError::NoSafetensors {
+                repo: repo.to_string(),
+                found: listing(all),
+            });
+        }
+        &defaults[..]
+    } else {
+        include
+    };
+    let other = patterns(
+        &OTHER_WEIGHTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    let mut selection = Selection {
+        files: Vec::new(),
+        skipped_weights: Vec::new(),
+    };
+    for file in all {
+        if matches_any(include, &file.path) && !matches_any(exclude, &file.path) {
+            selection.files.push(file.clone());
+        } else if matches_any(&other, &file.path) {
+            selection.skipped_weights.push(file.clone());
+        }
+    }
+    if selection.files.is_empty() {
+        return Err(HubError::NothingSelected {
+            repo: repo.to_string(),
+            found: listing(all),
+        });
+    }
+    Ok(selection)
+}
+
+/// Up to ten file names with sizes, for messages.
+fn listing(files: &[RemoteFile]) -> String {
+    if files.is_empty() {
+        return "no files".into();
+    }
+    let mut names: Vec<String> = files
+        .iter()
+        .take(10)
+        .map(|f| format!("{} ({})", f.path, human(f.size)))
+        .collect();
+    if files.len() > 10 {
+        names.push(format!("and {} more", files.len() - 10));
+    }
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> RemoteFile {
+        RemoteFile {
+            path: path.into(),
+            size: 10,
+            git_oid: String::new(),
+            sha256: None,
+        }
+    }
+
+    fn paths(files: &[RemoteFile]) -> Vec<&str> {
+        files.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    #[test]
+    fn the_default_takes_safetensors_configs_and_tokenizers_only() {
+        let repo: RepoId = "o/m".parse().unwrap();
+        let all: Vec<RemoteFile> = [
+            ".gitattributes",
+            "README.md",
+            "config.json",
+            "merges.txt",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "onnx/model.onnx",
+            "pytorch_model.bin",
+            "tokenizer.json",
+            "vocab.txt",
+        ]
+        .into_iter()
+        .map(file)
+        .collect();
+        let s = select(&repo, &all, &[], &[]).unwrap();
+        assert_eq!(
+            paths(&s.files),
+            [
+                "README.md",
+                "config.json",
+                "merges.txt",
+                "model-00001-of-00002.safetensors",
+                "model-00002-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "tokenizer.json",
+                "vocab.txt",
+            ]
+        );
+        assert_eq!(
+            paths(&s.skipped_weights),
+            ["onnx/model.onnx", "pytorch_model.bin"]
+        );
+
+        let exclude = patterns(&["*.md".into(), "model-00002*".into()]).unwrap();
+        let s = select(&repo, &all, &[], &exclude).unwrap();
+        assert!(!paths(&s.files).contains(&"README.md"));
+        assert!(!paths(&s.files).contains(&"model-00002-of-00002.safetensors"));
+    }
+
+    #[test]
+    fn without_safetensors_the_default_refuses_and_lists_what_there_is() {
+        let repo: RepoId = "o/old".parse().unwrap();
+        let all = vec![file("config.json"), file("pytorch_model.bin")];
+        let err = select(&repo, &all, &[], &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("no safetensors") && err.contains("pytorch_model.bin"),
+            "{err}"
+        );
+        // Asked for explicitly, it is fetched.
+        let include = patterns(&["*.bin".into()]).unwrap();
+        let s = select(&repo, &all, &include, &[]).unwrap();
+        assert_eq!(paths(&s.files), ["pytorch_model.bin"]);
+    }
+}

@@ -1,0 +1,252 @@
+//! A whole download: plan what to fetch against what is already on disk,
+//! check the disk has room, then fetch several files at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use glob::Pattern;
+
+use crate::Progress;
+use crate::api::{list_files, resolve_commit};
+use crate::client::Client;
+use crate::error::HubError;
+use crate::manifest::Manifest;
+use crate::repo::{RemoteFile, RepoId, safe_local_path};
+use crate::select::select;
+use crate::transfer::{Fetcher, partial_path, verify_on_disk};
+
+/// What to download.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub repo: RepoId,
+    /// Branch, tag or commit.
+    pub revision: String,
+    /// Files go to `out/ORG/NAME/`.
+    pub out: PathBuf,
+    /// Globs of files to fetch; empty means [`crate::select::DEFAULT_INCLUDE`].
+    pub include: Vec<Pattern>,
+    pub exclude: Vec<Pattern>,
+}
+
+/// How much of a file is already here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// In place and verified (by the manifest, or by reading it).
+    Complete,
+    /// This many bytes of a partial download are kept.
+    Partial(u64),
+    Missing,
+}
+
+/// A selected file and its local state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFile {
+    pub file: RemoteFile,
+    pub local: Local,
+}
+
+impl PlannedFile {
+    /// Bytes still to transfer.
+    pub fn remaining(&self) -> u64 {
+        match self.local {
+            Local::Complete => 0,
+            Local::Partial(have) => self.file.size - have,
+            Local::Missing => self.file.size,
+        }
+    }
+}
+
+/// The download worked out before any transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub repo: RepoId,
+    pub revision: String,
+    pub commit: String,
+    /// The model directory, `out/ORG/NAME`.
+    pub dir: PathBuf,
+    pub files: Vec<PlannedFile>,
+    /// Weights in other formats, left out by default.
+    pub skipped_weights: Vec<RemoteFile>,
+}
+
+impl Plan {
+    /// Bytes of all selected files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.file.size).sum()
+    }
+
+    /// Bytes still to transfer.
+    pub fn remaining_bytes(&self) -> u64 {
+        self.files.iter().map(PlannedFile::remaining).sum()
+    }
+
+    /// Files not yet complete.
+    pub fn pending(&self) -> impl Iterator<Item = &PlannedFile> {
+        self.files.iter().filter(|f| f.local != Local::Complete)
+    }
+}
+
+/// Resolves the revision, lists and selects the files, and finds what is
+/// already on disk. Transfers nothing but metadata.
+pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Result<Plan, HubError> {
+    let on_retry = |message: &str, delay| progress.retrying(message, delay);
+    let commit = resolve_commit(client, &request.repo, &request.revision, &on_retry)?;
+    let all = list_files(client, &request.repo, &commit, &on_retry)?;
+    let selection = select(&request.repo, &all, &request.include, &request.exclude)?;
+    // Every name is checked before the first byte is written.
+    for file in &selection.files {
+        safe_local_path(&file.path)?;
+    }
+    let dir = request.repo.local_dir(&request.out);
+    let manifest = Manifest::load(&dir);
+    let mut files = Vec::with_capacity(selection.files.len());
+    for file in selection.files {
+        let local = local_state(&dir, &file, manifest.as_ref())?;
+        files.push(PlannedFile { file, local });
+    }
+    Ok(Plan {
+        repo: request.repo.clone(),
+        revision: request.revision.clone(),
+        commit,
+        dir,
+        files,
+        skipped_weights: selection.skipped_weights,
+    })
+}
+
+fn local_state(
+    dir: &Path,
+    file: &RemoteFile,
+    manifest: Option<&Manifest>,
+) -> Result<Local, HubError> {
+    let path = dir.join(safe_local_path(&file.path)?);
+    let size_matches = std::fs::metadata(&path).is_ok_and(|m| m.len() == file.size);
+    // A file in place but not in the manifest (an older download, a copy)
+    // is read once and kept if it verifies.
+    if size_matches && (manifest.is_some_and(|m| m.has(file)) || verify_on_disk(&path, file)?) {
+        return Ok(Local::Complete);
+    }
+    Ok(match std::fs::metadata(partial_path(dir, file)) {
+        Ok(m) if m.len() <= file.size => Local::Partial(m.len()),
+        _ => Local::Missing,
+    })
+}
+
+/// Fails when the file system of the model directory has less free space
+/// than the download still needs.
+pub fn check_disk_space(plan: &Plan) -> Result<(), HubError> {
+    let needed = plan.remaining_bytes();
+    match free_space(&plan.dir) {
+        Some(available) if available < needed => Err(HubError::DiskSpace {
+            dir: plan.dir.clone(),
+            needed,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Free bytes for unprivileged users on the file system holding `path` (or
+/// its nearest existing ancestor); None when unknown. statvfs directly: the
+/// crates that wrap it (fs2, fs4) would be a dependency for these lines.
+#[cfg(unix)]
+fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut existing = path;
+    while !existing.exists() {
+        existing = existing.parent()?;
+    }
+    if existing.as_os_str().is_empty() {
+        existing = Path::new(".");
+    }
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated and stat is a valid, writable statvfs.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_space(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// Fetches every pending file of `plan`, `workers` at a time, largest first,
+/// and records each verified file in the manifest as it lands. On the first
+/// failure the other workers stop (keeping their partial downloads for the
+/// next run) and that failure is returned.
+pub fn execute(
+    client: &Client,
+    plan: &Plan,
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<Manifest, HubError> {
+    std::fs::create_dir_all(&plan.dir).map_err(|e| HubError::io(&plan.dir, e))?;
+    let mut manifest = Manifest::load(&plan.dir)
+        .filter(|m| m.repo == plan.repo.to_string())
+        .unwrap_or_else(|| Manifest {
+            repo: plan.repo.to_string(),
+            endpoint: client.endpoint().to_owned(),
+            revision: String::new(),
+            commit: String::new(),
+            files: Vec::new(),
+        });
+    manifest.endpoint = client.endpoint().to_owned();
+    manifest.revision = plan.revision.clone();
+    manifest.commit = plan.commit.clone();
+    for planned in plan.files.iter().filter(|f| f.local == Local::Complete) {
+        manifest.record(&planned.file);
+    }
+    manifest.save(&plan.dir)?;
+
+    let mut pending: Vec<&RemoteFile> = plan.pending().map(|f| &f.file).collect();
+    pending.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
+    let manifest = Mutex::new(manifest);
+    let cancel = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let fetcher = Fetcher {
+        client,
+        repo: &plan.repo,
+        commit: &plan.commit,
+        dir: &plan.dir,
+        cancel: &cancel,
+        progress,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, pending.len().max(1)) {
+            scope.spawn(|| {
+                while !cancel.load(Ordering::Relaxed) {
+                    let Some(file) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let result = fetcher.fetch(file).and_then(|()| {
+                        let mut m = manifest.lock().unwrap_or_else(|p| p.into_inner());
+                        m.record(file);
+                        m.save(&plan.dir)
+                    });
+                    if let Err(error) = result {
+                        cancel.store(true, Ordering::Relaxed);
+                        failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(error);
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(error) = failures
+        .into_iter()
+        .find(|e| !matches!(e, HubError::Cancelled))
+    {
+        return Err(error);
+    }
+    // Nothing is left to resume; the folder is removed if empty.
+    let _ = std::fs::remove_dir(plan.dir.join(crate::STATE_DIR));
+    Ok(manifest.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
