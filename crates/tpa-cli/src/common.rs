@@ -111,14 +111,54 @@ impl SpectrumArgs {
         let engine = Engine::cpu(SpectrumOptions {
             rank_rtol: self.rank_rtol,
         });
+        let probe = GpuProbe {
+            no_gpu: self.no_gpu,
+            require: self.gpu,
+            verbose: self.verbose,
+            quiet,
+            role: "big matrices on the GPU, small ones on the CPU",
+        };
+        Ok(match probe.run()? {
+            Gpu::None => engine,
+            #[cfg(feature = "cuda")]
+            Gpu::Cuda(backend) => engine.with_accelerator(Box::new(backend)),
+        })
+    }
+}
+
+/// What the GPU probe found.
+pub enum Gpu {
+    None,
+    #[cfg(feature = "cuda")]
+    Cuda(tpa_core::analyses::spectrum::cuda::CudaBackend),
+}
+
+/// How to look for a GPU, and what to say about it.
+pub struct GpuProbe<'a> {
+    /// Do not look.
+    pub no_gpu: bool,
+    /// Fail when none is usable (also TPA_REQUIRE_GPU=1).
+    pub require: bool,
+    /// Print the probe's details.
+    pub verbose: bool,
+    /// Print nothing unless verbose.
+    pub quiet: bool,
+    /// What the GPU will do, for the line that announces it.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub role: &'a str,
+}
+
+impl GpuProbe<'_> {
+    /// Looks for a usable GPU; one line on stderr says what was found.
+    pub fn run(&self) -> Result<Gpu> {
         if self.no_gpu {
-            return Ok(engine);
+            return Ok(Gpu::None);
         }
-        let require = self.gpu
+        let require = self.require
             || std::env::var("TPA_REQUIRE_GPU")
                 .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
         let say = |line: String| {
-            if !quiet || self.verbose {
+            if !self.quiet || self.verbose {
                 eprintln!("{line}");
             }
         };
@@ -129,17 +169,17 @@ impl SpectrumArgs {
                 Ok(backend) => {
                     let info = backend.info();
                     say(format!(
-                        "GPU: {}, {:.1} of {:.1} GiB free, compute {}.{}, CUDA driver {}.{}; \
-                         big matrices on the GPU, small ones on the CPU",
+                        "GPU: {}, {:.1} of {:.1} GiB free, compute {}.{}, CUDA driver {}.{}; {}",
                         info.name,
                         info.free_memory as f64 / (1u64 << 30) as f64,
                         info.total_memory as f64 / (1u64 << 30) as f64,
                         info.compute_capability.0,
                         info.compute_capability.1,
                         info.driver_version / 1000,
-                        info.driver_version % 1000 / 10
+                        info.driver_version % 1000 / 10,
+                        self.role
                     ));
-                    Ok(engine.with_accelerator(Box::new(backend)))
+                    Ok(Gpu::Cuda(backend))
                 }
                 Err(failure) => {
                     if self.verbose {
@@ -155,7 +195,7 @@ impl SpectrumArgs {
                         "GPU: none usable ({}); computing on the CPU",
                         failure.reason
                     ));
-                    Ok(engine)
+                    Ok(Gpu::None)
                 }
             }
         }
@@ -166,7 +206,7 @@ impl SpectrumArgs {
                 anyhow::bail!("--gpu / TPA_REQUIRE_GPU: no usable GPU: {reason}");
             }
             say(format!("GPU: none usable ({reason}); computing on the CPU"));
-            Ok(engine)
+            Ok(Gpu::None)
         }
     }
 }

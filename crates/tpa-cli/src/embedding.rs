@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use tpa_core::analyses::embedding::kmeans::KMeansAccelerator;
 use tpa_core::analyses::embedding::scores::format_p_value;
-use tpa_core::analyses::embedding::sweep::{Criterion, SweepOptions, first_pass, sweep};
+use tpa_core::analyses::embedding::sweep::{Criterion, Placement, SweepOptions, first_pass, sweep};
 use tpa_core::analyses::embedding::tokens::TokenNames;
 use tpa_core::analyses::embedding::{Standardized, find_embedding, load_f32};
 use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
@@ -16,7 +17,7 @@ use tpa_core::tensors::MatrixView;
 use tpa_core::writers::plot::{CurvePoint, write_curve_plot};
 use tpa_core::writers::{Format, prepare_output, write_atomically, write_table};
 
-use crate::common::{self, ModelArgs, StatsArgs};
+use crate::common::{self, Gpu, GpuProbe, ModelArgs, StatsArgs};
 use crate::progress;
 
 const EXAMPLES: &str = "\
@@ -116,9 +117,14 @@ pub struct Args {
     #[arg(long = "silhouette-sample", value_name = "N", default_value_t = 10_000)]
     pub silhouette_sample: usize,
 
-    /// Do not use a GPU (k-means runs on the CPU in this version either way).
+    /// Do not look for a GPU: k-means runs on the CPU (Elkan's iterations). With a GPU,
+    /// every distance is an SGEMM product there, for large vocabularies.
     #[arg(long = "no-gpu", visible_aliases = ["no_gpu", "use_cpu", "use-cpu"])]
     pub no_gpu: bool,
+
+    /// Fail instead of falling back to the CPU when no GPU is usable (also TPA_REQUIRE_GPU=1).
+    #[arg(long, conflicts_with = "no_gpu")]
+    pub gpu: bool,
 
     #[command(flatten)]
     pub stats: StatsArgs,
@@ -195,6 +201,19 @@ pub fn run(args: &Args) -> Result<()> {
         silhouette_rows: args.silhouette_sample,
         sweep_rows: args.sweep_sample,
     };
+    let gpu = GpuProbe {
+        no_gpu: args.no_gpu,
+        require: args.gpu,
+        verbose: args.verbose,
+        quiet: args.quiet,
+        role: "k-means distances on the GPU",
+    }
+    .run()?;
+    let accelerator: Option<&dyn KMeansAccelerator> = match &gpu {
+        Gpu::None => None,
+        #[cfg(feature = "cuda")]
+        Gpu::Cuda(backend) => Some(backend),
+    };
     let first = first_pass(options.max_k);
     let bar = progress::work_bar(
         first.iter().map(|&k| k as u64).sum(),
@@ -203,7 +222,12 @@ pub fn run(args: &Args) -> Result<()> {
     );
     bar.set_message("k sweep".to_owned());
     let mut in_second_pass = false;
-    let result = sweep(&z, &x, &options, &mut |score, remaining| {
+    let notice = |message: &str| bar.suspend(|| eprintln!("warning: {message}"));
+    let placement = Placement {
+        accelerator,
+        notice: &notice,
+    };
+    let result = sweep(&z, &x, &options, &placement, &mut |score, remaining| {
         if !first.contains(&score.k) && !in_second_pass {
             in_second_pass = true;
             bar.inc_length((score.k as u64) * (remaining as u64 + 1));
@@ -234,7 +258,7 @@ pub fn run(args: &Args) -> Result<()> {
     let report = ClusteringReport {
         optimal_k: result.chosen_k,
         silhouette_score: result.silhouettes.overall,
-        gpu_accelerated: false,
+        gpu_accelerated: result.accelerated,
         total_tokens: rows,
         embedding_dimension: dim,
         clusters,
@@ -249,8 +273,14 @@ pub fn run(args: &Args) -> Result<()> {
             seed: options.seed,
             n_init: options.n_init,
             max_k: options.max_k,
-            engine: "tpa k-means: greedy k-means++, Lloyd with Elkan's bounds, f32 distances, CPU"
-                .into(),
+            engine: match (result.accelerated, accelerator) {
+                (true, Some(device)) => format!(
+                    "tpa k-means: greedy k-means++, Lloyd with every distance an f32 SGEMM product, {}",
+                    device.describe()
+                ),
+                _ => "tpa k-means: greedy k-means++, Lloyd with Elkan's bounds, f32 distances, CPU"
+                    .into(),
+            },
             sweep_sampled: result.sampled_rows.is_some(),
             sweep_rows: result.sampled_rows.unwrap_or(rows),
             silhouette_sample_rows: args.silhouette_sample.min(rows),

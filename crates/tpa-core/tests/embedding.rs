@@ -1,9 +1,14 @@
 //! k-means, its scores and the sweep on data with known structure.
 
+use std::cell::Cell;
 use tpa_core::analyses::embedding::Standardized;
-use tpa_core::analyses::embedding::kmeans::{Data, KMeansOptions, kmeans};
+
+use tpa_core::analyses::embedding::kmeans::{
+    CpuDistances, Data, Distances, KMeansAccelerator, KMeansOptions, kmeans, kmeans_on,
+};
 use tpa_core::analyses::embedding::scores::anova;
-use tpa_core::analyses::embedding::sweep::{Criterion, SweepOptions, sweep};
+use tpa_core::analyses::embedding::sweep::{Criterion, Placement, SweepOptions, sweep};
+use tpa_core::analyses::spectrum::BackendError;
 use tpa_testkit::SplitMix64;
 
 /// `per` points around each of `centers.len()` well separated centres in
@@ -61,7 +66,10 @@ fn the_sweep_finds_the_true_k_and_recovers_the_clusters() {
         sweep_rows: None,
     };
     let mut seen = Vec::new();
-    let result = sweep(&z, &x, &options, &mut |s, _| seen.push(s.k)).unwrap();
+    let result = sweep(&z, &x, &options, &Placement::cpu(), &mut |s, _| {
+        seen.push(s.k)
+    })
+    .unwrap();
     assert_eq!(seen, (1..=10).collect::<Vec<_>>());
     assert_eq!(result.chosen_k, 4);
     assert!(same_partition(&result.clustering.labels, &truth));
@@ -78,6 +86,7 @@ fn the_sweep_finds_the_true_k_and_recovers_the_clusters() {
             criterion: Criterion::Silhouette,
             ..options
         },
+        &Placement::cpu(),
         &mut |_, _| {},
     )
     .unwrap();
@@ -97,7 +106,7 @@ fn a_sampled_sweep_says_so_and_refits_on_all_rows() {
         silhouette_rows: 500,
         sweep_rows: Some(300),
     };
-    let result = sweep(&z, &x, &options, &mut |_, _| {}).unwrap();
+    let result = sweep(&z, &x, &options, &Placement::cpu(), &mut |_, _| {}).unwrap();
     assert_eq!(result.sampled_rows, Some(300));
     assert_eq!(result.chosen_k, 3);
     assert_eq!(result.clustering.labels.len(), 1200);
@@ -260,4 +269,128 @@ fn silhouettes_equal_a_direct_computation() {
         ours.overall
     );
     assert_eq!(ours.per_cluster[3], None, "the singleton has no silhouette");
+}
+
+/// A stand-in device: the CPU's distances, counted, failing after a number
+/// of calls.
+struct FakeDevice<'a, 'x> {
+    cpu: CpuDistances<'a, 'x>,
+    calls: Cell<usize>,
+    fail_after: usize,
+}
+
+impl Distances for FakeDevice<'_, '_> {
+    fn matrix(&self, centers: &[f32], m: usize) -> Result<Vec<f32>, BackendError> {
+        self.count()?;
+        self.cpu.matrix(centers, m)
+    }
+
+    fn nearest(&self, centers: &[f32], k: usize) -> Result<(Vec<u32>, Vec<f32>), BackendError> {
+        self.count()?;
+        self.cpu.nearest(centers, k)
+    }
+}
+
+impl FakeDevice<'_, '_> {
+    fn count(&self) -> Result<(), BackendError> {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() > self.fail_after {
+            return Err(BackendError::Broken("fake device lost".into()));
+        }
+        Ok(())
+    }
+}
+
+struct FakeAccelerator {
+    fail_after: usize,
+}
+
+impl KMeansAccelerator for FakeAccelerator {
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+
+    fn prepare<'a>(&'a self, data: &'a Data<'a>) -> Result<Box<dyn Distances + 'a>, BackendError> {
+        Ok(Box::new(FakeDevice {
+            cpu: CpuDistances(data),
+            calls: Cell::new(0),
+            fail_after: self.fail_after,
+        }))
+    }
+}
+
+#[test]
+fn the_device_path_fits_what_the_cpu_path_fits() {
+    let (raw, truth) = blobs(5, 300, 12, 21);
+    let z = Standardized::new(&raw, 12);
+    let x = z.to_f32();
+    let data = Data::new(&x, 12);
+    let device = FakeDevice {
+        cpu: CpuDistances(&data),
+        calls: Cell::new(0),
+        fail_after: usize::MAX,
+    };
+    for k in [1, 5, 9] {
+        let options = KMeansOptions::new(k, 3);
+        let on_device = kmeans_on(&data, &options, &device).unwrap();
+        let on_cpu = kmeans(&data, &options);
+        let relative = (on_device.inertia - on_cpu.inertia).abs() / on_cpu.inertia;
+        assert!(
+            relative < 1e-3,
+            "k = {k}: {} vs {}",
+            on_device.inertia,
+            on_cpu.inertia
+        );
+        if k == 5 {
+            assert!(same_partition(&on_device.labels, &truth));
+        }
+        // Every label is its row's nearest returned centre.
+        let (nearest, _) = CpuDistances(&data).nearest(&on_device.centers, k).unwrap();
+        assert_eq!(nearest, on_device.labels, "k = {k}");
+    }
+    assert!(device.calls.get() > 30, "{}", device.calls.get());
+}
+
+#[test]
+fn a_failing_device_hands_the_sweep_to_the_cpu_and_says_so() {
+    let (raw, _) = blobs(4, 250, 8, 8);
+    let z = Standardized::new(&raw, 8);
+    let x = z.to_f32();
+    let options = SweepOptions {
+        max_k: 8,
+        n_init: 2,
+        seed: 5,
+        criterion: Criterion::Anova,
+        silhouette_rows: 400,
+        sweep_rows: None,
+    };
+    let on_cpu = sweep(&z, &x, &options, &Placement::cpu(), &mut |_, _| {}).unwrap();
+    assert!(!on_cpu.accelerated);
+
+    let working = FakeAccelerator {
+        fail_after: usize::MAX,
+    };
+    let notices = std::cell::RefCell::new(Vec::<String>::new());
+    let notice = |m: &str| notices.borrow_mut().push(m.to_owned());
+    let placement = Placement {
+        accelerator: Some(&working),
+        notice: &notice,
+    };
+    let on_device = sweep(&z, &x, &options, &placement, &mut |_, _| {}).unwrap();
+    assert!(on_device.accelerated);
+    assert_eq!(on_device.chosen_k, on_cpu.chosen_k);
+    assert!(notices.borrow().is_empty());
+
+    let failing = FakeAccelerator { fail_after: 40 };
+    let placement = Placement {
+        accelerator: Some(&failing),
+        notice: &notice,
+    };
+    let mixed = sweep(&z, &x, &options, &placement, &mut |_, _| {}).unwrap();
+    assert!(!mixed.accelerated);
+    assert_eq!(mixed.chosen_k, on_cpu.chosen_k);
+    assert_eq!(mixed.curve.len(), on_cpu.curve.len());
+    let said = notices.borrow();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("failed") && said[0].contains("fake device lost"));
 }

@@ -24,7 +24,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod elkan;
+mod lloyd;
+mod sums;
+
+use crate::analyses::spectrum::BackendError;
 
 /// Rows per distance product.
 const BLOCK_ROWS: usize = 256;
@@ -150,19 +156,97 @@ impl Clustering {
     }
 }
 
-/// The best of `n_init` seeded k-means runs on `data`.
+/// Squared distances between the rows of one data set and a few centres,
+/// computed where the data set lives (the CPU, or a device it was uploaded to).
+pub trait Distances {
+    /// ‖x_i − c_j‖² for every row i and each of the `m` rows of `centers`
+    /// (row-major n × m), clamped at 0.
+    fn matrix(&self, centers: &[f32], m: usize) -> Result<Vec<f32>, BackendError>;
+    /// Each row's nearest of the `k` centres (the lowest index among equal
+    /// distances) and its squared distance.
+    fn nearest(&self, centers: &[f32], k: usize) -> Result<(Vec<u32>, Vec<f32>), BackendError>;
+}
+
+/// A device that can take a data set and compute its [`Distances`].
+pub trait KMeansAccelerator: Sync {
+    /// The device, for messages and the `engine` field.
+    fn describe(&self) -> String;
+    /// Uploads `data` and checks the device's distances against the CPU's
+    /// on a few rows, so that a wrong result can never pass silently.
+    fn prepare<'a>(&'a self, data: &'a Data<'a>) -> Result<Box<dyn Distances + 'a>, BackendError>;
+}
+
+/// The CPU's distances: f32 products in blocks of rows.
+pub struct CpuDistances<'a, 'x>(pub &'a Data<'x>);
+
+impl Distances for CpuDistances<'_, '_> {
+    fn matrix(&self, centers: &[f32], m: usize) -> Result<Vec<f32>, BackendError> {
+        Ok(sq_distance_matrix(self.0, centers, m))
+    }
+
+    fn nearest(&self, centers: &[f32], k: usize) -> Result<(Vec<u32>, Vec<f32>), BackendError> {
+        let distances = sq_distance_matrix(self.0, centers, k);
+        Ok(distances
+            .par_chunks(k.max(1))
+            .map(|row| {
+                let mut best = (f32::INFINITY, 0usize);
+                for (j, &sq) in row.iter().enumerate() {
+                    if sq < best.0 {
+                        best = (sq, j);
+                    }
+                }
+                (best.1 as u32, best.0)
+            })
+            .unzip())
+    }
+}
+
+/// The best of `n_init` seeded k-means runs on `data`, on the CPU: seeding
+/// with matrix products, iterations with Elkan's bounds.
 pub fn kmeans(data: &Data<'_>, options: &KMeansOptions) -> Clustering {
+    let cpu = CpuDistances(data);
+    let best_of = best_of_runs(options, |rng| {
+        let centers = kmeans_plus_plus(data, options.k, rng, &cpu)?;
+        Ok(elkan::lloyd(data, centers, options))
+    });
+    match best_of {
+        Ok(fit) => fit,
+        // The CPU's distances cannot fail.
+        Err(e) => unreachable!("CPU k-means failed: {e}"),
+    }
+}
+
+/// The same fit with every distance computed by `device`: seeding as on
+/// the CPU, then plain Lloyd steps (all n·k distances each time, which a
+/// GPU computes faster than the CPU can prune them). Labels may differ
+/// from [`kmeans`]'s where two centres are equally near within f32 rounding.
+pub fn kmeans_on(
+    data: &Data<'_>,
+    options: &KMeansOptions,
+    device: &dyn Distances,
+) -> Result<Clustering, BackendError> {
+    best_of_runs(options, |rng| {
+        let centers = kmeans_plus_plus(data, options.k, rng, device)?;
+        lloyd::lloyd(data, centers, options, device)
+    })
+}
+
+/// Runs `fit` from `n_init` seeds drawn from `options.seed`; keeps the
+/// lowest inertia (the first among equals).
+fn best_of_runs(
+    options: &KMeansOptions,
+    mut fit: impl FnMut(&mut ChaCha8Rng) -> Result<Clustering, BackendError>,
+) -> Result<Clustering, BackendError> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut best: Option<Clustering> = None;
     for _ in 0..options.n_init.max(1) {
         let mut run_rng = ChaCha8Rng::seed_from_u64(rng.next_u64());
-        let centers = kmeans_plus_plus(data, options.k, &mut run_rng);
-        let fit = elkan::lloyd(data, centers, options);
-        if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
-            best = Some(fit);
+        let run = fit(&mut run_rng)?;
+        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+            best = Some(run);
         }
     }
-    best.unwrap_or_else(|| elkan::lloyd(data, Vec::new(), options))
+    best.ok_or_else(|| BackendError::Failed("k-means ran no initialisation".into()))
 }
 
 fn uniform(rng: &mut ChaCha8Rng) -> f64 {
@@ -171,17 +255,23 @@ fn uniform(rng: &mut ChaCha8Rng) -> f64 {
 
 /// scikit-learn's greedy k-means++: each new centre is the best (lowest
 /// potential) of 2 + ⌊ln k⌋ candidates drawn with probability ∝ D².
-fn kmeans_plus_plus(data: &Data<'_>, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+fn kmeans_plus_plus(
+    data: &Data<'_>,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+    distances: &dyn Distances,
+) -> Result<Vec<f32>, BackendError> {
     let (n, d) = (data.n, data.d);
     let k = k.min(n);
     let trials = 2 + (k.max(1) as f64).ln().floor() as usize;
     let mut centers = Vec::with_capacity(k * d);
     if k == 0 {
-        return centers;
+        return Ok(centers);
     }
     let first = (uniform(rng) * n as f64) as usize % n;
     centers.extend_from_slice(data.row(first));
-    let mut closest: Vec<f64> = sq_distances_to(data, data.row(first))
+    let mut closest: Vec<f64> = distances
+        .matrix(data.row(first), 1)?
         .into_iter()
         .map(f64::from)
         .collect();
@@ -203,7 +293,7 @@ fn kmeans_plus_plus(data: &Data<'_>, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32>
             .iter()
             .flat_map(|&c| data.row(c).iter().copied())
             .collect();
-        let distances = sq_distance_matrix(data, &candidate_rows, candidates.len());
+        let distances = distances.matrix(&candidate_rows, candidates.len())?;
         let mut best: Option<(f64, usize)> = None;
         for t in 0..candidates.len() {
             let pot: f64 = (0..n)
@@ -220,12 +310,7 @@ fn kmeans_plus_plus(data: &Data<'_>, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32>
         potential = pot;
         centers.extend_from_slice(data.row(candidates[t]));
     }
-    centers
-}
-
-/// ‖x_i − c‖² for every row.
-fn sq_distances_to(data: &Data<'_>, center: &[f32]) -> Vec<f32> {
-    sq_distance_matrix(data, center, 1)
+    Ok(centers)
 }
 
 /// ‖x_i − c_j‖² for every row i and each of the `m` rows of `centers`

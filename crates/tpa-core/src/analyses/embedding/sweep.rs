@@ -7,7 +7,9 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::Standardized;
-use super::kmeans::{Clustering, Data, KMeansOptions, kmeans};
+use super::kmeans::{
+    Clustering, Data, Distances, KMeansAccelerator, KMeansOptions, kmeans, kmeans_on,
+};
 use super::scores::{Anova, SilhouetteSample, Silhouettes, anova, elbow};
 
 /// How k is chosen.
@@ -60,6 +62,71 @@ pub struct Sweep {
     pub silhouettes: Silhouettes,
     /// Rows the sweep ran on when it was sampled.
     pub sampled_rows: Option<usize>,
+    /// Whether every fit ran on the accelerator.
+    pub accelerated: bool,
+}
+
+/// Where a sweep's fits run: on the accelerator while it works, then on
+/// the CPU (each switch is reported through the notice).
+pub struct Placement<'a> {
+    pub accelerator: Option<&'a dyn KMeansAccelerator>,
+    pub notice: &'a dyn Fn(&str),
+}
+
+impl Placement<'_> {
+    /// Everything on the CPU, silently.
+    pub fn cpu() -> Placement<'static> {
+        Placement {
+            accelerator: None,
+            notice: &|_| {},
+        }
+    }
+}
+
+/// Fits on one data set, on its device copy while that works.
+struct Fitter<'a> {
+    data: &'a Data<'a>,
+    device: Option<Box<dyn Distances + 'a>>,
+    notice: &'a dyn Fn(&str),
+    all_on_device: bool,
+}
+
+impl<'a> Fitter<'a> {
+    fn new(data: &'a Data<'a>, placement: &Placement<'a>) -> Fitter<'a> {
+        let device = placement.accelerator.and_then(|a| match a.prepare(data) {
+            Ok(device) => Some(device),
+            Err(e) => {
+                (placement.notice)(&format!(
+                    "k-means: {} not used ({e}); fitting on the CPU",
+                    a.describe()
+                ));
+                None
+            }
+        });
+        Fitter {
+            all_on_device: device.is_some(),
+            data,
+            device,
+            notice: placement.notice,
+        }
+    }
+
+    fn fit(&mut self, options: &KMeansOptions) -> Clustering {
+        if let Some(device) = &self.device {
+            match kmeans_on(self.data, options, device.as_ref()) {
+                Ok(fit) => return fit,
+                Err(e) => {
+                    (self.notice)(&format!(
+                        "k-means on the GPU failed at k = {} ({e}); the rest runs on the CPU",
+                        options.k
+                    ));
+                    self.device = None;
+                    self.all_on_device = false;
+                }
+            }
+        }
+        kmeans(self.data, options)
+    }
 }
 
 /// The k values of the first pass: 1..=max_k when max_k ≤ 50 (k = 1 gets an
@@ -117,6 +184,7 @@ pub fn sweep(
     z: &Standardized<'_>,
     x: &[f32],
     options: &SweepOptions,
+    placement: &Placement<'_>,
     on_k: &mut dyn FnMut(&KScore, usize),
 ) -> Option<Sweep> {
     let d = z.dim();
@@ -141,6 +209,7 @@ pub fn sweep(
         None => (x, Standardized::with_stats_of(z.raw(), z)),
     };
     let data = Data::new(data_x, d);
+    let mut fitter = Fitter::new(&data, placement);
     let silhouette_sample = SilhouetteSample::new(&data, options.silhouette_rows, options.seed);
     let mut curve: Vec<KScore> = Vec::new();
     let mut fits: Vec<Clustering> = Vec::new();
@@ -150,13 +219,10 @@ pub fn sweep(
                 continue;
             }
             let start = Instant::now();
-            let fit = kmeans(
-                &data,
-                &KMeansOptions {
-                    n_init: options.n_init,
-                    ..KMeansOptions::new(k, options.seed)
-                },
-            );
+            let fit = fitter.fit(&KMeansOptions {
+                n_init: options.n_init,
+                ..KMeansOptions::new(k, options.seed)
+            });
             let score = KScore {
                 k,
                 inertia: fit.inertia,
@@ -192,6 +258,7 @@ pub fn sweep(
     let curve_sorted: Vec<KScore> = order.iter().map(|&i| curve[i].clone()).collect();
     let chosen_k = choose(&curve_sorted, options.criterion)?;
     let chosen_fit = fits.swap_remove(curve.iter().position(|s| s.k == chosen_k)?);
+    let mut all_on_device = fitter.all_on_device;
     let (clustering, silhouettes) = match sample_rows {
         None => {
             let silhouettes = silhouette_sample.score(&chosen_fit.labels, chosen_k);
@@ -199,13 +266,12 @@ pub fn sweep(
         }
         Some(_) => {
             let all = Data::new(x, d);
-            let fit = kmeans(
-                &all,
-                &KMeansOptions {
-                    n_init: options.n_init,
-                    ..KMeansOptions::new(chosen_k, options.seed)
-                },
-            );
+            let mut refit = Fitter::new(&all, placement);
+            let fit = refit.fit(&KMeansOptions {
+                n_init: options.n_init,
+                ..KMeansOptions::new(chosen_k, options.seed)
+            });
+            all_on_device &= refit.all_on_device;
             let silhouettes = SilhouetteSample::new(&all, options.silhouette_rows, options.seed)
                 .score(&fit.labels, chosen_k);
             (fit, silhouettes)
@@ -217,6 +283,7 @@ pub fn sweep(
         clustering,
         silhouettes,
         sampled_rows: sample_rows,
+        accelerated: all_on_device,
     })
 }
 

@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use super::sums::{Sums, finish, nothing_to_fit};
 use super::{Clustering, Data, KMeansOptions, sq_distance_matrix};
 
 /// Relative slack on the bounds taken from the first, product-form
@@ -38,8 +39,7 @@ struct State {
     upper: Vec<f32>,
     /// Lower bound on each row's distance to every centre (n × k).
     lower: Vec<f32>,
-    sums: Vec<f64>,
-    counts: Vec<usize>,
+    sums: Sums,
 }
 
 /// Lloyd iterations from `centers` until the labels settle or the centres
@@ -48,36 +48,21 @@ pub(super) fn lloyd(data: &Data<'_>, mut centers: Vec<f32>, options: &KMeansOpti
     let (n, d) = (data.n, data.d);
     let k = centers.len() / d.max(1);
     if k == 0 || n == 0 {
-        return Clustering {
-            k,
-            labels: vec![0; n],
-            centers,
-            sq_distances: vec![0.0; n],
-            inertia: 0.0,
-            iterations: 0,
-        };
+        return nothing_to_fit(n, centers, k);
     }
     let tol = options.tol * data.tol_unit;
     let mut state = first_assignment(data, &centers, k);
     let mut iterations = 0;
     while iterations < options.max_iter {
         iterations += 1;
-        if state.counts.contains(&0) {
-            relocate_empty_clusters(data, &centers, &mut state);
-        }
-        let mut shift = 0.0;
-        let mut drift = vec![0.0f32; k];
-        for c in (0..k).filter(|&c| state.counts[c] > 0) {
-            let inv = 1.0 / state.counts[c] as f64;
-            let mut moved = 0.0;
-            for j in 0..d {
-                let new = (state.sums[c * d + j] * inv) as f32;
-                moved += f64::from(new - centers[c * d + j]).powi(2);
-                centers[c * d + j] = new;
+        if state.sums.counts.contains(&0) {
+            for i in state.sums.relocate_empty(data, &centers, &mut state.labels) {
+                // Its old bounds belong to another centre.
+                state.upper[i] = f32::INFINITY;
+                state.lower[i * k..(i + 1) * k].fill(0.0);
             }
-            shift += moved;
-            drift[c] = moved.sqrt() as f32;
         }
+        let (shift, drift) = state.sums.update_centers(&mut centers);
         // The assignment scikit-learn reruns at the end is this one too, so
         // the labels always belong to the returned centres.
         let changed = reassign(data, &centers, k, &drift, &mut state);
@@ -85,22 +70,7 @@ pub(super) fn lloyd(data: &Data<'_>, mut centers: Vec<f32>, options: &KMeansOpti
             break;
         }
     }
-    let labels = state.labels;
-    let sq_distances: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let c = labels[i] as usize;
-            super::exact_sq_distance(data.row(i), &centers[c * d..(c + 1) * d])
-        })
-        .collect();
-    Clustering {
-        k,
-        inertia: sq_distances.iter().sum(),
-        sq_distances: sq_distances.into_iter().map(|v| v as f32).collect(),
-        labels,
-        centers,
-        iterations,
-    }
+    finish(data, state.labels, centers, iterations)
 }
 
 /// Every distance once, as matrix products, for the first labels and bounds.
@@ -133,21 +103,11 @@ fn first_assignment(data: &Data<'_>, centers: &[f32], k: usize) -> State {
                     .sqrt();
             }
         });
-    let mut sums = vec![0.0; k * d];
-    let mut counts = vec![0; k];
-    for (i, &l) in labels.iter().enumerate() {
-        counts[l as usize] += 1;
-        let sum = &mut sums[l as usize * d..(l as usize + 1) * d];
-        sum.iter_mut()
-            .zip(data.row(i))
-            .for_each(|(s, v)| *s += f64::from(*v));
-    }
     State {
+        sums: Sums::of(data, &labels, k),
         labels,
         upper,
         lower,
-        sums,
-        counts,
     }
 }
 
@@ -193,13 +153,7 @@ fn reassign(data: &Data<'_>, centers: &[f32], k: usize, drift: &[f32], state: &m
     let mut changed = 0;
     for (i, from, to) in moves.into_iter().flatten() {
         changed += 1;
-        state.counts[from as usize] -= 1;
-        state.counts[to as usize] += 1;
-        let row = data.row(i);
-        for (j, v) in row.iter().enumerate() {
-            state.sums[from as usize * d + j] -= f64::from(*v);
-            state.sums[to as usize * d + j] += f64::from(*v);
-        }
+        state.sums.move_row(data, i, from as usize, to as usize);
     }
     changed
 }
@@ -323,43 +277,4 @@ fn sq_distance(x: &[f32], c: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-/// scikit-learn's `_relocate_empty_clusters`: each empty cluster takes the
-/// row farthest from its centre (among rows whose cluster keeps a member),
-/// and that row's sums move with it. The moved row's bounds are reset.
-fn relocate_empty_clusters(data: &Data<'_>, centers: &[f32], state: &mut State) {
-    let d = data.d;
-    let distances: Vec<f64> = (0..data.n)
-        .into_par_iter()
-        .map(|i| {
-            let c = state.labels[i] as usize;
-            super::exact_sq_distance(data.row(i), &centers[c * d..(c + 1) * d])
-        })
-        .collect();
-    let mut far: Vec<usize> = (0..data.n).collect();
-    far.sort_by(|&i, &j| distances[j].total_cmp(&distances[i]).then(i.cmp(&j)));
-    let mut far = far.into_iter();
-    let k = state.counts.len();
-    for c in 0..k {
-        if state.counts[c] != 0 {
-            continue;
-        }
-        let Some(i) = far
-            .by_ref()
-            .find(|&i| state.counts[state.labels[i] as usize] > 1)
-        else {
-            return;
-        };
-        let old = state.labels[i] as usize;
-        for (j, v) in data.row(i).iter().enumerate() {
-            state.sums[old * d + j] -= f64::from(*v);
-            state.sums[c * d + j] += f64::from(*v);
-        }
-        state.counts[old] -= 1;
-        state.counts[c] += 1;
-        state.labels[i] = c as u32;
-        state.upper[i] = f32::INFINITY;
-        state.lower[i * k..(i + 1) * k].fill(0.0);
-    }
 }

@@ -97,7 +97,7 @@ impl CudaBackend {
 
     /// Fails early, as an out-of-memory the engine recovers from, when the
     /// device does not have `bytes` free.
-    fn reserve(&self, bytes: u64, what: &str) -> Result<(), BackendError> {
+    pub(crate) fn reserve(&self, bytes: u64, what: &str) -> Result<(), BackendError> {
         let (free, _) = self.context.mem_get_info().map_err(driver)?;
         let free = self
             .limit
@@ -110,6 +110,69 @@ impl CudaBackend {
             )));
         }
         Ok(())
+    }
+
+    /// The stream every call of this backend runs on.
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Makes the context current on the calling thread (cuBLAS needs it).
+    pub(crate) fn bind(&self) -> Result<(), BackendError> {
+        self.context.bind_to_thread().map_err(driver)
+    }
+
+    /// Compiles `source` with NVRTC and loads the kernels `names` from it.
+    pub(crate) fn kernels(
+        &self,
+        source: &str,
+        names: &[&str],
+    ) -> Result<Vec<CudaFunction>, BackendError> {
+        let ptx = cudarc::nvrtc::compile_ptx(source)
+            .map_err(|e| BackendError::Broken(format!("NVRTC could not compile: {e:?}")))?;
+        let module = self.context.load_module(ptx).map_err(driver)?;
+        names
+            .iter()
+            .map(|name| module.load_function(name).map_err(driver))
+            .collect()
+    }
+
+    /// C = Aᵀ·B in f32, column-major: A is k × m (ld k), B is k × n (ld k),
+    /// C is m × n (ld m). Row-major m × k and n × k matrices are exactly
+    /// such A and B, so C holds every row-of-A · row-of-B product.
+    pub(crate) fn sgemm_tn(
+        &self,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        (m, n, k): (usize, usize, usize),
+        c: &mut CudaSlice<f32>,
+    ) -> Result<(), BackendError> {
+        let (one, zero) = (1.0f32, 0.0f32);
+        let (m32, n32, k32) = (int(m)?, int(n)?, int(k)?);
+        let (a_ptr, _a) = a.device_ptr(&self.stream);
+        let (b_ptr, _b) = b.device_ptr(&self.stream);
+        let (c_ptr, _c) = c.device_ptr_mut(&self.stream);
+        // SAFETY: A holds k·m, B k·n and C m·n f32 on this stream's device
+        // (callers allocate them so); the handle is bound to the same stream.
+        let status = unsafe {
+            blas::cublasSgemm_v2(
+                *self.blas.handle(),
+                blas::cublasOperation_t::CUBLAS_OP_T,
+                blas::cublasOperation_t::CUBLAS_OP_N,
+                m32,
+                n32,
+                k32,
+                &one,
+                a_ptr as *const f32,
+                k32,
+                b_ptr as *const f32,
+                k32,
+                &zero,
+                c_ptr as *mut f32,
+                m32,
+            )
+        };
+        cublas(status)
     }
 
     /// Widens the window rows × cols at (row0, col0) of `input` (a stored
@@ -491,7 +554,7 @@ fn check_info(
 
 /// Out of memory is recoverable (the matrix goes to the CPU); any other
 /// driver error may have poisoned the context, so the GPU is switched off.
-fn driver(e: DriverError) -> BackendError {
+pub(crate) fn driver(e: DriverError) -> BackendError {
     use cudarc::driver::sys::CUresult;
     match e.0 {
         CUresult::CUDA_ERROR_OUT_OF_MEMORY => BackendError::OutOfMemory(format!("{:?}", e.0)),

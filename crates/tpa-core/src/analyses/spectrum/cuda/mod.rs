@@ -14,6 +14,7 @@ pub mod libraries;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub(crate) use backend::driver;
 pub use backend::{CudaBackend, MEMORY_LIMIT_VAR};
 
 /// What the probe found out about the GPU.
