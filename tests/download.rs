@@ -273,13 +273,19 @@ fn a_server_that_ignores_range_gets_the_file_fetched_from_the_start() {
 }
 
 #[test]
-fn transient_503s_are_retried_and_persistent_ones_give_up() {
+fn transient_503s_and_429s_are_retried_and_persistent_ones_give_up() {
     let s = Setup::new();
     s.hub.fault("config.json", Fault::Unavailable(2));
     let output = s.download(REPO, &[]);
     assert_success(&output);
     s.assert_landed("config.json");
     assert_eq!(s.hub.requests_for("/config.json").len(), 3);
+
+    let s = Setup::new();
+    s.hub.fault(&shard(1), Fault::RateLimited(3));
+    assert_success(&s.download(REPO, &[]));
+    s.assert_landed(&shard(1));
+    assert_eq!(s.cdn_requests(&shard(1)).len(), 4);
 
     let s = Setup::new();
     s.hub.fault("tokenizer.json", Fault::Unavailable(100));
@@ -316,6 +322,19 @@ fn a_corrupt_file_is_deleted_and_named() {
 }
 
 #[test]
+fn a_body_longer_than_the_file_is_refused() {
+    let s = Setup::new();
+    s.hub.fault(&shard(3), Fault::LongBody(10));
+    let size = s.file(&shard(3)).content.len();
+    let output = s.download(REPO, &[]);
+    assert_fails_with(
+        &output,
+        &[&shard(3), "size mismatch", &format!("expected {size}")],
+    );
+    assert!(!s.model_dir().join(shard(3)).exists());
+}
+
+#[test]
 fn a_killed_download_resumes_on_the_next_run() {
     let s = Setup::new();
     let sha = s.file(&shard(1)).sha256();
@@ -330,6 +349,7 @@ fn a_killed_download_resumes_on_the_next_run() {
             "--max-workers",
             "1",
         ])
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let partial = s

@@ -236,8 +236,8 @@ impl Fetcher<'_> {
                 return Err(Failure::Fatal(HubError::Corrupt {
                     path: file.path.clone(),
                     check: "size",
-                    expected: file.size.to_string(),
-                    actual: format!("more than {}", partial.have + n as u64 - 1),
+                    expected: format!("{} bytes", file.size),
+                    actual: format!("more than {} bytes", file.size),
                 }));
             }
             // Written straight through: what is on disk is exactly what was

@@ -112,6 +112,10 @@ impl MockRepo {
 pub enum Fault {
     /// The next `n` requests get 503.
     Unavailable(usize),
+    /// The next `n` requests get 429 (rate limited).
+    RateLimited(usize),
+    /// Every request gets this many bytes more than the file has.
+    LongBody(usize),
     /// The next request announces the full length, sends this many bytes
     /// and closes the connection.
     DropAfter(usize),
@@ -522,28 +526,35 @@ fn tree_page(s: &State, repo: &MockRepo, port: u16, rev: &str, query: &str) -> A
 fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
     let faults = s.faults.entry(file.path.clone()).or_default();
     let mut body = file.content.clone();
-    if let Some(Fault::FlipByte(at)) = faults.iter().find(|f| matches!(f, Fault::FlipByte(_))) {
-        if let Some(b) = body.get_mut(*at) {
-            *b ^= 0xff;
-        }
-    }
-    // The first one-shot fault applies to this request.
-    let once = faults
-        .iter()
-        .position(|f| !matches!(f, Fault::FlipByte(_)))
-        .map(|i| {
-            let f = faults[i];
-            match f {
-                Fault::Unavailable(n) if n > 1 => faults[i] = Fault::Unavailable(n - 1),
-                _ => {
-                    faults.remove(i);
+    for fault in faults.iter() {
+        match *fault {
+            Fault::FlipByte(at) => {
+                if let Some(b) = body.get_mut(at) {
+                    *b ^= 0xff;
                 }
             }
-            f
-        });
-    if matches!(once, Some(Fault::Unavailable(_))) {
-        // Retry-After keeps the tests fast; the backoff itself is unit-tested.
-        return Answer::new(503).header("Retry-After", "0");
+            Fault::LongBody(extra) => body.extend(std::iter::repeat_n(0u8, extra)),
+            _ => {}
+        }
+    }
+    let permanent = |f: &Fault| matches!(f, Fault::FlipByte(_) | Fault::LongBody(_));
+    // The first one-shot fault applies to this request.
+    let once = faults.iter().position(|f| !permanent(f)).map(|i| {
+        let f = faults[i];
+        match f {
+            Fault::Unavailable(n) if n > 1 => faults[i] = Fault::Unavailable(n - 1),
+            Fault::RateLimited(n) if n > 1 => faults[i] = Fault::RateLimited(n - 1),
+            _ => {
+                faults.remove(i);
+            }
+        }
+        f
+    });
+    // Retry-After keeps the tests fast; the backoff itself is unit-tested.
+    match once {
+        Some(Fault::Unavailable(_)) => return Answer::new(503).header("Retry-After", "0"),
+        Some(Fault::RateLimited(_)) => return Answer::new(429).header("Retry-After", "0"),
+        _ => {}
     }
     let total = body.len();
     let range_start = request
