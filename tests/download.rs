@@ -217,7 +217,9 @@ fn a_rerun_transfers_nothing_and_a_copy_without_manifest_is_verified_not_fetched
 
     // Without the manifest, files are read and checked, still not fetched.
     std::fs::remove_file(s.model_dir().join(".tpa-download.json")).unwrap();
-    assert_success(&s.download(REPO, &[]));
+    let checked = s.download(REPO, &[]);
+    assert_success(&checked);
+    assert!(stderr(&checked).contains(&format!("checking {}", shard(1))));
     assert_eq!(transfers(&s), 0);
     assert!(s.model_dir().join(".tpa-download.json").exists());
 
@@ -270,6 +272,19 @@ fn a_server_that_ignores_range_gets_the_file_fetched_from_the_start() {
     assert_success(&output);
     s.assert_landed(&shard(3));
     assert!(stderr(&output).contains("ignored the resume request"));
+
+    // A 206 for another range than asked is not appended: the file restarts.
+    let s = Setup::new();
+    s.hub.fault(&shard(3), Fault::DropAfter(4096));
+    s.hub.fault(&shard(3), Fault::WrongRange);
+    assert_success(&s.download(REPO, &[]));
+    s.assert_landed(&shard(3));
+    let ranges: Vec<Option<String>> = s
+        .cdn_requests(&shard(3))
+        .into_iter()
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=4096-".into()), None]);
 }
 
 #[test]

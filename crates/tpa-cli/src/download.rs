@@ -252,6 +252,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Progress for Bars {
+    fn verifying(&self, path: &str, size: u64) {
+        self.say(&format!(
+            "checking {path} ({}), already here but not in the manifest",
+            human(size)
+        ));
+    }
+
     fn file_started(&self, path: &str, size: u64, from: u64) {
         if size >= OWN_BAR_BYTES {
             let name = path.rsplit('/').next().unwrap_or(path);

@@ -55,6 +55,9 @@ pub(crate) const STATE_PREFIX: &str = ".tpa-download";
 /// Reports on a download as it goes; every method may be called from
 /// several threads at once.
 pub trait Progress: Sync {
+    /// A file already in place but not in the manifest is being read to
+    /// check it (before any transfer).
+    fn verifying(&self, _path: &str, _size: u64) {}
     /// A file's transfer begins (or resumes at `from` bytes).
     fn file_started(&self, _path: &str, _size: u64, _from: u64) {}
     /// `bytes` more of `path` arrived.
@@ -76,7 +79,10 @@ impl Progress for Silent {}
 /// `$HF_HOME/token` (default `~/.cache/huggingface/token`), as
 /// huggingface_hub does.
 pub fn token_from_env() -> Option<String> {
-    let from_var = std::env::var("HF_TOKEN").ok();
+    // An empty HF_TOKEN counts as unset, as in huggingface_hub.
+    let from_var = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     let from_file = || {
         let home = std::env::var_os("HF_HOME")
             .map(std::path::PathBuf::from)

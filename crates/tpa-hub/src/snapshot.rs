@@ -102,7 +102,7 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
     let manifest = Manifest::load(&dir);
     let mut files = Vec::with_capacity(selection.files.len());
     for file in selection.files {
-        let local = local_state(&dir, &file, manifest.as_ref())?;
+        let local = local_state(&dir, &file, manifest.as_ref(), progress)?;
         files.push(PlannedFile { file, local });
     }
     Ok(Plan {
@@ -119,13 +119,19 @@ fn local_state(
     dir: &Path,
     file: &RemoteFile,
     manifest: Option<&Manifest>,
+    progress: &dyn Progress,
 ) -> Result<Local, HubError> {
     let path = dir.join(safe_local_path(&file.path)?);
-    let size_matches = std::fs::metadata(&path).is_ok_and(|m| m.len() == file.size);
-    // A file in place but not in the manifest (an older download, a copy)
-    // is read once and kept if it verifies.
-    if size_matches && (manifest.is_some_and(|m| m.has(file)) || verify_on_disk(&path, file)?) {
-        return Ok(Local::Complete);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == file.size) {
+        if manifest.is_some_and(|m| m.has(file)) {
+            return Ok(Local::Complete);
+        }
+        // In place but not in the manifest (an older download, a copy):
+        // read once, and kept if it verifies.
+        progress.verifying(&file.path, file.size);
+        if verify_on_disk(&path, file)? {
+            return Ok(Local::Complete);
+        }
     }
     Ok(match std::fs::metadata(partial_path(dir, file)) {
         Ok(m) if m.len() <= file.size => Local::Partial(m.len()),

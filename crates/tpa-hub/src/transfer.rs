@@ -193,14 +193,21 @@ impl Fetcher<'_> {
         let response = self
             .client
             .get(url, (partial.have > 0).then_some(partial.have), target)?;
-        let resumed = response.status().as_u16() == 206
+        let partial_content = response.status().as_u16() == 206;
+        let resumed = partial_content
             && header(&response, "content-range")
                 .is_some_and(|r| range_start(&r) == Some(partial.have));
-        if !resumed && partial.have > 0 {
-            // The server ignored the Range (or answered another one): start over.
+        if !resumed && (partial.have > 0 || partial_content) {
+            // The server ignored the Range (200: the whole file follows) or
+            // answered another one (then ask again for all of it).
             self.progress.restarted(&file.path, partial.have);
             partial.have = 0;
             partial.checksum = Checksum::new(file);
+            if partial_content {
+                return Err(Failure::transient(
+                    "the server sent another range than asked",
+                ));
+            }
         }
         let io = |e| Failure::Fatal(HubError::io(&partial.path, e));
         let mut out = OpenOptions::new()

@@ -128,6 +128,8 @@ pub enum Fault {
     ShortBody(usize),
     /// The next request ignores Range and answers 200 with everything.
     IgnoreRange,
+    /// The next request answers a Range with 206 and the whole file.
+    WrongRange,
 }
 
 /// One request as the server saw it.
@@ -564,6 +566,14 @@ fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|r| r.parse::<usize>().ok());
     let mut answer = match range_start {
+        Some(_) if once == Some(Fault::WrongRange) => {
+            let mut a = Answer::new(206).header(
+                "Content-Range",
+                format!("bytes 0-{}/{total}", total.saturating_sub(1)),
+            );
+            a.body = body;
+            a
+        }
         Some(start) if once != Some(Fault::IgnoreRange) => {
             if start >= total && total > 0 {
                 return Answer::new(416).header("Content-Range", format!("bytes */{total}"));
