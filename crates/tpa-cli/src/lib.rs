@@ -1,6 +1,9 @@
 //! Shared plumbing of the tpa binaries: exit codes, progress bars, console
 //! output. Each tool's logic is a module here; `src/bin/*` only call it.
 
+// Doc comments on clap arguments are --help text, where `NAME[e]` is not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 pub mod analyze;
 mod common;
 mod console;

@@ -60,7 +60,7 @@ impl<'m> TensorView<'m> {
     }
 
     /// The 2-D view every matrix analysis uses: a scalar is (1, 1), a vector
-    /// of n is (1, n), and an N-D tensor is (shape[0], product of the rest).
+    /// of n is (1, n), and an N-D tensor is (`shape[0]`, product of the rest).
     ///
     /// ```
     /// use tpa_core::tensors::matrix_shape;

@@ -14,7 +14,7 @@
 //!
 //! Where every distance is needed (seeding, the first assignment) it comes
 //! from f32 products C·X_blockᵀ over blocks of 256 rows; the iterations
-//! ([`elkan`]) compute only the distances their bounds cannot rule out.
+//! (`kmeans/elkan.rs`) compute only the distances their bounds cannot rule out.
 //! Centre sums are f64 and updated in row order, so the outcome does not
 //! depend on the thread count.
 
