@@ -105,7 +105,7 @@ impl Setup {
     /// Asserts the file landed with exactly the served bytes.
     fn assert_landed(&self, path: &str) {
         let on_disk = std::fs::read(self.model_dir().join(path)).unwrap();
-        assert!(on_disk == self.file(path).content, "{path} differs");
+        assert!(on_disk == *self.file(path).content, "{path} differs");
     }
 }
 

@@ -33,43 +33,49 @@ pub enum Access {
     },
 }
 
-/// One file of a mock repository.
+/// One file of a mock repository. The content is shared, not copied, per
+/// request, and its checksums are computed once, so that the mock can also
+/// serve multi-GB files to benchmarks.
 #[derive(Debug, Clone)]
 pub struct MockFile {
     pub path: String,
-    pub content: Vec<u8>,
+    pub content: Arc<Vec<u8>>,
     /// Stored in LFS: listed with a sha256 and served through the CDN.
     pub lfs: bool,
+    sha256: String,
+    git_oid: String,
 }
 
 impl MockFile {
     /// A file kept in git (configs, tokenizers).
     pub fn git(path: &str, content: impl Into<Vec<u8>>) -> MockFile {
-        MockFile {
-            path: path.into(),
-            content: content.into(),
-            lfs: false,
-        }
+        MockFile::new(path, content.into(), false)
     }
 
     /// A file kept in LFS (weights).
     pub fn lfs(path: &str, content: impl Into<Vec<u8>>) -> MockFile {
+        MockFile::new(path, content.into(), true)
+    }
+
+    fn new(path: &str, content: Vec<u8>, lfs: bool) -> MockFile {
+        let mut blob = Sha1::new();
+        blob.update(format!("blob {}\0", content.len()).as_bytes());
+        blob.update(&content);
         MockFile {
             path: path.into(),
-            content: content.into(),
-            lfs: true,
+            sha256: hex(&Sha256::digest(&content)),
+            git_oid: hex(&blob.finalize()),
+            content: Arc::new(content),
+            lfs,
         }
     }
 
     pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&self.content))
+        self.sha256.clone()
     }
 
     pub fn git_oid(&self) -> String {
-        let mut h = Sha1::new();
-        h.update(format!("blob {}\0", self.content.len()).as_bytes());
-        h.update(&self.content);
-        hex(&h.finalize())
+        self.git_oid.clone()
     }
 }
 
@@ -266,7 +272,9 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    /// The bytes of `range` within `bytes` are the body.
+    bytes: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
     /// Send only this many body bytes, then act as `after_cut` says.
     cut: Option<(usize, Cut)>,
 }
@@ -282,7 +290,8 @@ impl Answer {
         Answer {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            bytes: Arc::new(Vec::new()),
+            range: 0..0,
             cut: None,
         }
     }
@@ -294,8 +303,17 @@ impl Answer {
 
     fn json(self, value: &serde_json::Value) -> Answer {
         let mut a = self.header("Content-Type", "application/json");
-        a.body = value.to_string().into_bytes();
+        a.set_body(Arc::new(value.to_string().into_bytes()));
         a
+    }
+
+    fn set_body(&mut self, bytes: Arc<Vec<u8>>) {
+        self.range = 0..bytes.len();
+        self.bytes = bytes;
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
     }
 
     fn error(status: u16, code: &str) -> Answer {
@@ -317,15 +335,15 @@ fn serve(mut stream: TcpStream, port: u16, state: &Mutex<State>) {
     }
     head.push_str(&format!(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        answer.body.len()
+        answer.body().len()
     ));
     let send = match answer.cut {
-        Some((n, _)) => n.min(answer.body.len()),
-        None => answer.body.len(),
+        Some((n, _)) => n.min(answer.body().len()),
+        None => answer.body().len(),
     };
     let send = if request.method == "HEAD" { 0 } else { send };
     let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&answer.body[..send]);
+    let _ = stream.write_all(&answer.body()[..send]);
     let _ = stream.flush();
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -527,15 +545,19 @@ fn tree_page(s: &State, repo: &MockRepo, port: u16, rev: &str, query: &str) -> A
 /// A file's bytes, honouring Range and the faults set for it.
 fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
     let faults = s.faults.entry(file.path.clone()).or_default();
-    let mut body = file.content.clone();
+    let mut body = Arc::clone(&file.content);
     for fault in faults.iter() {
         match *fault {
-            Fault::FlipByte(at) => {
-                if let Some(b) = body.get_mut(at) {
-                    *b ^= 0xff;
-                }
+            Fault::FlipByte(at) if at < body.len() => {
+                let mut bytes = body.to_vec();
+                bytes[at] ^= 0xff;
+                body = Arc::new(bytes);
             }
-            Fault::LongBody(extra) => body.extend(std::iter::repeat_n(0u8, extra)),
+            Fault::LongBody(extra) => {
+                let mut bytes = body.to_vec();
+                bytes.extend(std::iter::repeat_n(0u8, extra));
+                body = Arc::new(bytes);
+            }
             _ => {}
         }
     }
@@ -566,36 +588,32 @@ fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|r| r.parse::<usize>().ok());
     let mut answer = match range_start {
-        Some(_) if once == Some(Fault::WrongRange) => {
-            let mut a = Answer::new(206).header(
-                "Content-Range",
-                format!("bytes 0-{}/{total}", total.saturating_sub(1)),
-            );
-            a.body = body;
-            a
-        }
+        Some(_) if once == Some(Fault::WrongRange) => Answer::new(206).header(
+            "Content-Range",
+            format!("bytes 0-{}/{total}", total.saturating_sub(1)),
+        ),
         Some(start) if once != Some(Fault::IgnoreRange) => {
             if start >= total && total > 0 {
                 return Answer::new(416).header("Content-Range", format!("bytes */{total}"));
             }
-            let mut a = Answer::new(206).header(
+            Answer::new(206).header(
                 "Content-Range",
                 format!("bytes {start}-{}/{total}", total.saturating_sub(1)),
-            );
-            a.body = body.split_off(start.min(total));
-            a
+            )
         }
-        _ => {
-            let mut a = Answer::new(200);
-            a.body = body;
-            a
-        }
+        _ => Answer::new(200),
     };
+    answer.set_body(body);
+    if answer.status == 206 && once != Some(Fault::WrongRange) {
+        answer.range.start = range_start.unwrap_or(0).min(total);
+    }
     answer = answer.header("Accept-Ranges", "bytes");
     match once {
         Some(Fault::DropAfter(n)) => answer.cut = Some((n, Cut::Close)),
         Some(Fault::StallAfter(n)) => answer.cut = Some((n, Cut::Stall)),
-        Some(Fault::ShortBody(n)) => answer.body.truncate(n),
+        Some(Fault::ShortBody(n)) => {
+            answer.range.end = answer.range.end.min(answer.range.start + n);
+        }
         _ => {}
     }
     answer

@@ -23,6 +23,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
+use std::convert::Infallible;
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -204,16 +205,12 @@ impl Distances for CpuDistances<'_, '_> {
 /// The best of `n_init` seeded k-means runs on `data`, on the CPU: seeding
 /// with matrix products, iterations with Elkan's bounds.
 pub fn kmeans(data: &Data<'_>, options: &KMeansOptions) -> Clustering {
-    let cpu = CpuDistances(data);
-    let best_of = best_of_runs(options, |rng| {
-        let centers = kmeans_plus_plus(data, options.k, rng, &cpu)?;
+    let products = |centers: &[f32], m| Ok::<_, Infallible>(sq_distance_matrix(data, centers, m));
+    let Ok(fit) = best_of_runs::<Infallible>(options, |rng| {
+        let centers = kmeans_plus_plus(data, options.k, rng, &products)?;
         Ok(elkan::lloyd(data, centers, options))
     });
-    match best_of {
-        Ok(fit) => fit,
-        // The CPU's distances cannot fail.
-        Err(e) => unreachable!("CPU k-means failed: {e}"),
-    }
+    fit
 }
 
 /// The same fit with every distance computed by `device`: seeding as on
@@ -225,28 +222,33 @@ pub fn kmeans_on(
     options: &KMeansOptions,
     device: &dyn Distances,
 ) -> Result<Clustering, BackendError> {
+    let products = |centers: &[f32], m| device.matrix(centers, m);
     best_of_runs(options, |rng| {
-        let centers = kmeans_plus_plus(data, options.k, rng, device)?;
+        let centers = kmeans_plus_plus(data, options.k, rng, &products)?;
         lloyd::lloyd(data, centers, options, device)
     })
 }
 
-/// Runs `fit` from `n_init` seeds drawn from `options.seed`; keeps the
-/// lowest inertia (the first among equals).
-fn best_of_runs(
+/// Squared distances of every row to m centres (row-major n × m), from
+/// the CPU or a device.
+type Products<'a, E> = dyn Fn(&[f32], usize) -> Result<Vec<f32>, E> + 'a;
+
+/// Runs `fit` from `n_init` (at least one) seeds drawn from `options.seed`;
+/// keeps the lowest inertia (the first among equals).
+fn best_of_runs<E>(
     options: &KMeansOptions,
-    mut fit: impl FnMut(&mut ChaCha8Rng) -> Result<Clustering, BackendError>,
-) -> Result<Clustering, BackendError> {
+    mut fit: impl FnMut(&mut ChaCha8Rng) -> Result<Clustering, E>,
+) -> Result<Clustering, E> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut best: Option<Clustering> = None;
-    for _ in 0..options.n_init.max(1) {
-        let mut run_rng = ChaCha8Rng::seed_from_u64(rng.next_u64());
-        let run = fit(&mut run_rng)?;
-        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
-            best = Some(run);
+    let mut run = || fit(&mut ChaCha8Rng::seed_from_u64(rng.next_u64()));
+    let mut best = run()?;
+    for _ in 1..options.n_init.max(1) {
+        let next = run()?;
+        if next.inertia < best.inertia {
+            best = next;
         }
     }
-    best.ok_or_else(|| BackendError::Failed("k-means ran no initialisation".into()))
+    Ok(best)
 }
 
 fn uniform(rng: &mut ChaCha8Rng) -> f64 {
@@ -255,12 +257,12 @@ fn uniform(rng: &mut ChaCha8Rng) -> f64 {
 
 /// scikit-learn's greedy k-means++: each new centre is the best (lowest
 /// potential) of 2 + ⌊ln k⌋ candidates drawn with probability ∝ D².
-fn kmeans_plus_plus(
+fn kmeans_plus_plus<E>(
     data: &Data<'_>,
     k: usize,
     rng: &mut ChaCha8Rng,
-    distances: &dyn Distances,
-) -> Result<Vec<f32>, BackendError> {
+    products: &Products<'_, E>,
+) -> Result<Vec<f32>, E> {
     let (n, d) = (data.n, data.d);
     let k = k.min(n);
     let trials = 2 + (k.max(1) as f64).ln().floor() as usize;
@@ -270,8 +272,7 @@ fn kmeans_plus_plus(
     }
     let first = (uniform(rng) * n as f64) as usize % n;
     centers.extend_from_slice(data.row(first));
-    let mut closest: Vec<f64> = distances
-        .matrix(data.row(first), 1)?
+    let mut closest: Vec<f64> = products(data.row(first), 1)?
         .into_iter()
         .map(f64::from)
         .collect();
@@ -293,7 +294,7 @@ fn kmeans_plus_plus(
             .iter()
             .flat_map(|&c| data.row(c).iter().copied())
             .collect();
-        let distances = distances.matrix(&candidate_rows, candidates.len())?;
+        let distances = products(&candidate_rows, candidates.len())?;
         let mut best: Option<(f64, usize)> = None;
         for t in 0..candidates.len() {
             let pot: f64 = (0..n)
