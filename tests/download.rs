@@ -392,6 +392,64 @@ fn a_killed_download_resumes_on_the_next_run() {
 }
 
 #[test]
+fn a_second_run_on_the_same_directory_waits_for_the_first() {
+    let s = Setup::new();
+    s.hub.fault(&shard(1), Fault::StallAfter(100_000));
+    let out = s.out();
+    let args = ["--model-id", REPO, "--out", out.to_str().unwrap()];
+    let mut first = s
+        .command(&args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = s
+        .model_dir()
+        .join(".tpa-download")
+        .join(format!("{}.incomplete", s.file(&shard(1)).sha256()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 100_000 {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = s
+        .command(&args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second run plans (its listing reaches the mock), then waits
+    // rather than writing the same partial file.
+    let listings = || {
+        s.hub
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/tree/"))
+            .count()
+    };
+    while listings() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second run never listed the files"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert_success(&second);
+    assert!(stderr(&second).contains("waiting: another tpa-download is writing"));
+    s.assert_landed(&shard(1));
+    // It continued the first run's partial download.
+    let ranges: Vec<Option<String>> = s
+        .cdn_requests(&shard(1))
+        .into_iter()
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=100000-".into())]);
+}
+
+#[test]
 fn each_failure_names_its_case() {
     let s = Setup::new();
     let gated_token = "hf_accepted";
@@ -528,6 +586,7 @@ fn include_and_exclude_choose_the_files() {
         names,
         [
             ".tpa-download.json",
+            ".tpa-download.lock",
             "config.json",
             "model.safetensors.index.json"
         ]

@@ -107,13 +107,26 @@ pub fn run(args: &Args) -> Result<()> {
     let client = Client::new(&tpa_hub::endpoint_from_env(), token);
     let bars = Bars::new(args.quiet);
 
-    let plan = tpa_hub::plan(&client, &request, &bars)?;
-    bars.say(&plan_summary(&plan));
+    let mut plan = tpa_hub::plan(&client, &request, &bars)?;
     if args.dry_run {
+        bars.say(&plan_summary(&plan));
         print!("{}", plan_listing(&plan));
         println!("{}", plan.dir.display());
         return Ok(());
     }
+    let waited = std::cell::Cell::new(false);
+    let _lock = tpa_hub::lock_dir(&plan.dir, &|| {
+        waited.set(true);
+        bars.say(&format!(
+            "waiting: another tpa-download is writing {}",
+            plan.dir.display()
+        ));
+    })?;
+    if waited.get() {
+        // The other run may have fetched some or all of it meanwhile.
+        plan = tpa_hub::plan(&client, &request, &bars)?;
+    }
+    bars.say(&plan_summary(&plan));
     tpa_hub::check_disk_space(&plan)?;
     bars.start(plan.remaining_bytes());
     let result = tpa_hub::execute(&client, &plan, args.max_workers, &bars);

@@ -45,11 +45,15 @@ pub use error::HubError;
 pub use manifest::{MANIFEST, Manifest, VerifiedFile};
 pub use repo::{RemoteFile, RepoId};
 pub use size::human;
-pub use snapshot::{Local, Plan, PlannedFile, Request, check_disk_space, execute, plan};
+pub use snapshot::{
+    DirLock, LOCK_FILE, Local, Plan, PlannedFile, Request, check_disk_space, execute, lock_dir,
+    plan,
+};
 
 /// Folder inside the model directory that keeps partial downloads.
 pub const STATE_DIR: &str = ".tpa-download";
-/// Names starting with this belong to tpa-download; the Hub may not use them.
+/// Names starting with this (the partials' folder, the manifest, the lock)
+/// belong to tpa-download; the Hub may not use them.
 pub(crate) const STATE_PREFIX: &str = ".tpa-download";
 
 /// Reports on a download as it goes; every method may be called from

@@ -256,3 +256,43 @@ pub fn execute(
     let _ = std::fs::remove_dir(plan.dir.join(crate::STATE_DIR));
     Ok(manifest.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
+
+/// An exclusive claim on a model directory, held while downloading into it,
+/// so that two runs (e.g. `make -j`) never write the same partial file.
+/// Released when dropped.
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Name of the lock file in the model directory.
+pub const LOCK_FILE: &str = ".tpa-download.lock";
+
+/// Takes the lock on `dir` (created if needed); when another process holds
+/// it, calls `waiting` once and waits for it.
+pub fn lock_dir(dir: &Path, waiting: &dyn Fn()) -> Result<DirLock, HubError> {
+    std::fs::create_dir_all(dir).map_err(|e| HubError::io(dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| HubError::io(&path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // flock directly: a lock crate (fs2, fs4) would be a dependency for
+        // two calls. The lock goes with the file descriptor, so a killed
+        // run releases it.
+        let fd = file.as_raw_fd();
+        // SAFETY: fd is an open descriptor owned by `file`.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            waiting();
+            // SAFETY: as above.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+                return Err(HubError::io(&path, std::io::Error::last_os_error()));
+            }
+        }
+    }
+    Ok(DirLock { _file: file })
+}
