@@ -102,6 +102,43 @@ impl Setup {
             .requests_for(&format!("/cdn/{}", self.file(path).sha256()))
     }
 
+    /// The Range header of each CDN request for an LFS file, in order.
+    fn cdn_ranges(&self, path: &str) -> Vec<Option<String>> {
+        self.cdn_requests(path)
+            .into_iter()
+            .map(|r| r.range)
+            .collect()
+    }
+
+    /// Starts tpa-download into the scratch output in the background.
+    fn spawn(&self, extra: &[&str]) -> std::process::Child {
+        let out = self.out();
+        let mut args = vec!["--model-id", REPO, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits (up to 30 s) until the kept partial download of an LFS file
+    /// holds `bytes`.
+    fn wait_for_partial(&self, path: &str, bytes: u64) {
+        let partial = self
+            .model_dir()
+            .join(".tpa-download")
+            .join(format!("{}.incomplete", self.file(path).sha256()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < bytes {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: the partial never reached {bytes} bytes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Asserts the file landed with exactly the served bytes.
     fn assert_landed(&self, path: &str) {
         let on_disk = std::fs::read(self.model_dir().join(path)).unwrap();
@@ -279,12 +316,10 @@ fn a_server_that_ignores_range_gets_the_file_fetched_from_the_start() {
     s.hub.fault(&shard(3), Fault::WrongRange);
     assert_success(&s.download(REPO, &[]));
     s.assert_landed(&shard(3));
-    let ranges: Vec<Option<String>> = s
-        .cdn_requests(&shard(3))
-        .into_iter()
-        .map(|r| r.range)
-        .collect();
-    assert_eq!(ranges, [None, Some("bytes=4096-".into()), None]);
+    assert_eq!(
+        s.cdn_ranges(&shard(3)),
+        [None, Some("bytes=4096-".into()), None]
+    );
 }
 
 #[test]
@@ -352,33 +387,9 @@ fn a_body_longer_than_the_file_is_refused() {
 #[test]
 fn a_killed_download_resumes_on_the_next_run() {
     let s = Setup::new();
-    let sha = s.file(&shard(1)).sha256();
     s.hub.fault(&shard(1), Fault::StallAfter(200_000));
-    let out = s.out();
-    let mut child = s
-        .command(&[
-            "--model-id",
-            REPO,
-            "--out",
-            out.to_str().unwrap(),
-            "--max-workers",
-            "1",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let partial = s
-        .model_dir()
-        .join(".tpa-download")
-        .join(format!("{sha}.incomplete"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 200_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the partial never reached 200000 bytes"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = s.spawn(&["--max-workers", "1"]);
+    s.wait_for_partial(&shard(1), 200_000);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!s.model_dir().join(shard(1)).exists());
@@ -386,39 +397,25 @@ fn a_killed_download_resumes_on_the_next_run() {
     s.hub.clear_log();
     assert_success(&s.download(REPO, &[]));
     s.assert_landed(&shard(1));
-    let cdn = s.cdn_requests(&shard(1));
-    assert_eq!(cdn.len(), 1);
-    assert_eq!(cdn[0].range.as_deref(), Some("bytes=200000-"));
+    assert_eq!(s.cdn_ranges(&shard(1)), [Some("bytes=200000-".into())]);
 }
 
 #[test]
 fn a_second_run_on_the_same_directory_waits_for_the_first() {
     let s = Setup::new();
     s.hub.fault(&shard(1), Fault::StallAfter(100_000));
+    let mut first = s.spawn(&[]);
+    s.wait_for_partial(&shard(1), 100_000);
     let out = s.out();
-    let args = ["--model-id", REPO, "--out", out.to_str().unwrap()];
-    let mut first = s
-        .command(&args)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let partial = s
-        .model_dir()
-        .join(".tpa-download")
-        .join(format!("{}.incomplete", s.file(&shard(1)).sha256()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 100_000 {
-        assert!(Instant::now() < deadline, "the first run never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let second = s
-        .command(&args)
+        .command(&["--model-id", REPO, "--out", out.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // The second run plans (its listing reaches the mock), then waits
     // rather than writing the same partial file.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let listings = || {
         s.hub
             .requests()
@@ -441,12 +438,10 @@ fn a_second_run_on_the_same_directory_waits_for_the_first() {
     assert!(stderr(&second).contains("waiting: another tpa-download is writing"));
     s.assert_landed(&shard(1));
     // It continued the first run's partial download.
-    let ranges: Vec<Option<String>> = s
-        .cdn_requests(&shard(1))
-        .into_iter()
-        .map(|r| r.range)
-        .collect();
-    assert_eq!(ranges, [None, Some("bytes=100000-".into())]);
+    assert_eq!(
+        s.cdn_ranges(&shard(1)),
+        [None, Some("bytes=100000-".into())]
+    );
 }
 
 #[test]
