@@ -238,3 +238,93 @@ fn the_embedding_can_be_named_and_mistakes_are_clear() {
     assert_eq!(bad_k.status.code(), Some(1));
     assert!(stderr(&bad_k).contains("--max-k must be at least 2"));
 }
+
+#[test]
+fn a_killed_sweep_resumes_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    write_safetensors(
+        &model,
+        &[TensorSpec::new(
+            "model.embed_tokens.weight",
+            Dtype::F32,
+            &[4_000, 16],
+            Fill::Normal { seed: 5, std: 1.0 },
+        )],
+    )
+    .unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tpa-embedding"));
+        command
+            .args(["--model-path", model.to_str().unwrap()])
+            .args(["--output-dir", out.to_str().unwrap()])
+            .args(["--max-k", "20", "--n-init", "4", "--skip-representatives"])
+            .arg("--no-gpu")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .args(extra);
+        command
+    };
+    let fresh_dir = dir.path().join("fresh");
+    assert_success(&run(&fresh_dir, &[]).output().unwrap());
+
+    let out = dir.path().join("interrupted");
+    let journal = out.join(".tpa-embedding.partial.jsonl");
+    let mut child = run(&out, &[]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // The header and at least four finished k values.
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("clustering_results.json").exists());
+
+    let resumed = run(&out, &["--resume"]).output().unwrap();
+    assert_success(&resumed);
+    let said = stderr(&resumed);
+    let fitted: usize = said
+        .split("resuming: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resuming line in: {said}"));
+    assert!(fitted >= 4, "{said}");
+    assert!(
+        !journal.exists(),
+        "the journal is removed once the outputs are written"
+    );
+    let read = |d: &Path| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join("clustering_results.json")).unwrap(),
+        )
+        .unwrap();
+        v.as_object_mut().unwrap().remove("run");
+        for row in v["curve"].as_array_mut().unwrap() {
+            row.as_object_mut().unwrap().remove("seconds");
+        }
+        v
+    };
+    assert_eq!(read(&out), read(&fresh_dir));
+
+    // A journal from other settings is refused, not mixed in.
+    let mut child = run(&out, &[]).spawn().unwrap();
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let other = run(&out, &["--resume", "--random-state", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    assert!(stderr(&other).contains("from a run with other settings"));
+}

@@ -1,6 +1,6 @@
 //! Flags and set-up that several tools share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use tpa_core::analyses::runner::Limits;
@@ -8,7 +8,7 @@ use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
 use tpa_core::analyses::stats::StatsOptions;
 use tpa_core::model::{Model, ModelConfig};
 use tpa_core::records::RunInfo;
-use tpa_core::writers::{Format, prepare_output};
+use tpa_core::writers::{Format, Journal, prepare_output};
 
 /// Which model, and how to label it.
 #[derive(Debug, clap::Args)]
@@ -256,4 +256,42 @@ pub fn output_format(args: &OutputArgs) -> Result<Format> {
         })?;
     prepare_output(&args.out)?;
     Ok(format)
+}
+
+/// Opens the journal: continues it with --resume when it belongs to this
+/// run, starts a fresh one otherwise. Returns it with the records it held.
+pub fn open_journal<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    header: &serde_json::Value,
+    resume: bool,
+) -> Result<(Journal, Vec<T>)> {
+    let previous = Journal::read::<T>(path)?;
+    match previous {
+        Some((resumed, valid_len)) if resume => {
+            if &resumed.header != header {
+                anyhow::bail!(
+                    "{} is from a run with other settings ({}); run without --resume to start over",
+                    path.display(),
+                    resumed.header
+                );
+            }
+            Ok((Journal::reopen(path, valid_len)?, resumed.records))
+        }
+        Some(_) => {
+            eprintln!(
+                "note: starting over; {} held results of an interrupted run (--resume continues such a run)",
+                path.display()
+            );
+            Ok((Journal::create(path, header)?, Vec::new()))
+        }
+        None => {
+            if resume {
+                eprintln!(
+                    "note: nothing to resume at {}; starting from the beginning",
+                    path.display()
+                );
+            }
+            Ok((Journal::create(path, header)?, Vec::new()))
+        }
+    }
 }

@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tpa_core::analyses::embedding::kmeans::KMeansAccelerator;
 use tpa_core::analyses::embedding::scores::format_p_value;
-use tpa_core::analyses::embedding::sweep::{Criterion, Placement, SweepOptions, first_pass, sweep};
+use tpa_core::analyses::embedding::sweep::{
+    Criterion, KScore, Placement, SweepOptions, first_pass, sweep,
+};
 use tpa_core::analyses::embedding::tokens::TokenNames;
 use tpa_core::analyses::embedding::{Standardized, find_embedding, load_f32};
 use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
@@ -133,6 +135,12 @@ pub struct Args {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Continue an interrupted sweep: the k values it finished (kept in
+    /// OUTPUT_DIR/.tpa-embedding.partial.jsonl) are not fitted again. Fits are
+    /// deterministic, so the result equals an uninterrupted run's.
+    #[arg(long)]
+    pub resume: bool,
+
     /// A line per k as the sweep goes.
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -141,6 +149,9 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
+
+/// The sweep's progress, in the output directory, until the outputs are written.
+const JOURNAL: &str = ".tpa-embedding.partial.jsonl";
 
 /// `--criterion` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -214,6 +225,21 @@ pub fn run(args: &Args) -> Result<()> {
         #[cfg(feature = "cuda")]
         Gpu::Cuda(backend) => Some(backend),
     };
+    let header = serde_json::json!({
+        "tpa": "tpa-embedding partial sweep",
+        "model_path": opened.run.model_path,
+        "tensor": tensor.name(),
+        "shape": [rows, dim],
+        "options": options,
+        "device": accelerator.map_or("cpu".to_owned(), |a| a.describe()),
+    });
+    let journal_path = dir.join(JOURNAL);
+    let (mut journal, known) = common::open_journal::<KScore>(&journal_path, &header, args.resume)?;
+    if !known.is_empty() && !args.quiet {
+        eprintln!("resuming: {} k values already fitted", known.len());
+    }
+    let mut journal_error = None;
+
     let first = first_pass(options.max_k);
     let bar = progress::work_bar(
         first.iter().map(|&k| k as u64).sum(),
@@ -227,19 +253,33 @@ pub fn run(args: &Args) -> Result<()> {
         accelerator,
         notice: &notice,
     };
-    let result = sweep(&z, &x, &options, &placement, &mut |score, remaining| {
-        if !first.contains(&score.k) && !in_second_pass {
-            in_second_pass = true;
-            bar.inc_length((score.k as u64) * (remaining as u64 + 1));
-        }
-        bar.inc(score.k as u64);
-        bar.set_message(format!("k = {}", score.k));
-        if args.verbose {
-            bar.suspend(|| eprintln!("{}", curve_line(score)));
-        }
-    })
+    let result = sweep(
+        &z,
+        &x,
+        &options,
+        &placement,
+        &known,
+        &mut |score, remaining| {
+            if journal_error.is_none() && !known.contains(score) {
+                journal_error = journal.append(score).err();
+            }
+            if !first.contains(&score.k) && !in_second_pass {
+                in_second_pass = true;
+                bar.inc_length((score.k as u64) * (remaining as u64 + 1));
+            }
+            bar.inc(score.k as u64);
+            bar.set_message(format!("k = {}", score.k));
+            if args.verbose {
+                bar.suspend(|| eprintln!("{}", curve_line(score)));
+            }
+        },
+    )
     .context("no k could be chosen: the embedding has too few distinct rows")?;
     bar.finish_and_clear();
+    drop(journal);
+    if let Some(error) = journal_error {
+        return Err(error).context("the sweep could not record its progress for --resume");
+    }
 
     let (names, warning) = if args.skip_representatives {
         (TokenNames::ids_only(), None)
@@ -290,6 +330,8 @@ pub fn run(args: &Args) -> Result<()> {
         },
     };
     write_outputs(args, &dir, &report, &opened, &tensor)?;
+    std::fs::remove_file(&journal_path)
+        .with_context(|| format!("removing {}", journal_path.display()))?;
     if !args.quiet {
         print!("{}", console_report(&report));
         println!(

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tpa_core::records::{RunInfo, TransformerRecord, rows, sort_by_layer};
 use tpa_core::tensors::MatrixView;
-use tpa_core::writers::{Journal, write_spectra, write_table};
+use tpa_core::writers::{write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::{console, matrices};
@@ -140,7 +140,8 @@ pub fn run(args: &Args) -> Result<()> {
         "save_spectra": args.save_spectra.is_some(),
     });
     let journal_path = journal_path(&args.output.out);
-    let (mut journal, mut records) = open_journal(&journal_path, &header, args.resume)?;
+    let (mut journal, mut records) =
+        common::open_journal::<TransformerRecord>(&journal_path, &header, args.resume)?;
     let done: HashSet<String> = records.iter().map(TransformerRecord::matrix_name).collect();
     let todo: Vec<MatrixView<'_>> = all
         .iter()
@@ -204,44 +205,6 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Opens the journal: continues it with --resume when it belongs to this
-/// run, starts a fresh one otherwise. Returns it with the records it held.
-fn open_journal(
-    path: &Path,
-    header: &serde_json::Value,
-    resume: bool,
-) -> Result<(Journal, Vec<TransformerRecord>)> {
-    let previous = Journal::read::<TransformerRecord>(path)?;
-    match previous {
-        Some((resumed, valid_len)) if resume => {
-            if &resumed.header != header {
-                bail!(
-                    "{} is from a run with other settings ({}); run without --resume to start over",
-                    path.display(),
-                    resumed.header
-                );
-            }
-            Ok((Journal::reopen(path, valid_len)?, resumed.records))
-        }
-        Some(_) => {
-            eprintln!(
-                "note: starting over; {} held results of an interrupted run (--resume continues such a run)",
-                path.display()
-            );
-            Ok((Journal::create(path, header)?, Vec::new()))
-        }
-        None => {
-            if resume {
-                eprintln!(
-                    "note: nothing to resume at {}; starting from the beginning",
-                    path.display()
-                );
-            }
-            Ok((Journal::create(path, header)?, Vec::new()))
-        }
-    }
 }
 
 fn write_outputs(

@@ -66,7 +66,7 @@ fn the_sweep_finds_the_true_k_and_recovers_the_clusters() {
         sweep_rows: None,
     };
     let mut seen = Vec::new();
-    let result = sweep(&z, &x, &options, &Placement::cpu(), &mut |s, _| {
+    let result = sweep(&z, &x, &options, &Placement::cpu(), &[], &mut |s, _| {
         seen.push(s.k)
     })
     .unwrap();
@@ -87,6 +87,7 @@ fn the_sweep_finds_the_true_k_and_recovers_the_clusters() {
             ..options
         },
         &Placement::cpu(),
+        &[],
         &mut |_, _| {},
     )
     .unwrap();
@@ -106,7 +107,7 @@ fn a_sampled_sweep_says_so_and_refits_on_all_rows() {
         silhouette_rows: 500,
         sweep_rows: Some(300),
     };
-    let result = sweep(&z, &x, &options, &Placement::cpu(), &mut |_, _| {}).unwrap();
+    let result = sweep(&z, &x, &options, &Placement::cpu(), &[], &mut |_, _| {}).unwrap();
     assert_eq!(result.sampled_rows, Some(300));
     assert_eq!(result.chosen_k, 3);
     assert_eq!(result.clustering.labels.len(), 1200);
@@ -364,7 +365,7 @@ fn a_failing_device_hands_the_sweep_to_the_cpu_and_says_so() {
         silhouette_rows: 400,
         sweep_rows: None,
     };
-    let on_cpu = sweep(&z, &x, &options, &Placement::cpu(), &mut |_, _| {}).unwrap();
+    let on_cpu = sweep(&z, &x, &options, &Placement::cpu(), &[], &mut |_, _| {}).unwrap();
     assert!(!on_cpu.accelerated);
 
     let working = FakeAccelerator {
@@ -376,7 +377,7 @@ fn a_failing_device_hands_the_sweep_to_the_cpu_and_says_so() {
         accelerator: Some(&working),
         notice: &notice,
     };
-    let on_device = sweep(&z, &x, &options, &placement, &mut |_, _| {}).unwrap();
+    let on_device = sweep(&z, &x, &options, &placement, &[], &mut |_, _| {}).unwrap();
     assert!(on_device.accelerated);
     assert_eq!(on_device.chosen_k, on_cpu.chosen_k);
     assert!(notices.borrow().is_empty());
@@ -386,11 +387,56 @@ fn a_failing_device_hands_the_sweep_to_the_cpu_and_says_so() {
         accelerator: Some(&failing),
         notice: &notice,
     };
-    let mixed = sweep(&z, &x, &options, &placement, &mut |_, _| {}).unwrap();
+    let mixed = sweep(&z, &x, &options, &placement, &[], &mut |_, _| {}).unwrap();
     assert!(!mixed.accelerated);
     assert_eq!(mixed.chosen_k, on_cpu.chosen_k);
     assert_eq!(mixed.curve.len(), on_cpu.curve.len());
     let said = notices.borrow();
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(said[0].contains("failed") && said[0].contains("fake device lost"));
+}
+
+#[test]
+fn a_sweep_resumed_from_known_scores_equals_an_uninterrupted_one() {
+    let (raw, _) = blobs(4, 300, 10, 13);
+    let z = Standardized::new(&raw, 10);
+    let x = z.to_f32();
+    let options = SweepOptions {
+        max_k: 60,
+        n_init: 2,
+        seed: 9,
+        criterion: Criterion::Anova,
+        silhouette_rows: 500,
+        sweep_rows: None,
+    };
+    let mut fitted = Vec::new();
+    let full = sweep(&z, &x, &options, &Placement::cpu(), &[], &mut |s, _| {
+        fitted.push(s.k)
+    })
+    .unwrap();
+    // An interruption after the first five k values, the chosen one among them.
+    let known: Vec<_> = full.curve.iter().take(5).cloned().collect();
+    assert!(known.iter().any(|s| s.k == full.chosen_k));
+    let mut refitted = Vec::new();
+    let resumed = sweep(&z, &x, &options, &Placement::cpu(), &known, &mut |s, _| {
+        if !known.contains(s) {
+            refitted.push(s.k)
+        }
+    })
+    .unwrap();
+    assert_eq!(refitted.len(), fitted.len() - 5);
+    // Equal but for the seconds each fit took.
+    let untimed = |curve: &[tpa_core::analyses::embedding::sweep::KScore]| {
+        curve
+            .iter()
+            .map(|s| tpa_core::analyses::embedding::sweep::KScore {
+                seconds: 0.0,
+                ..s.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(untimed(&resumed.curve), untimed(&full.curve));
+    assert_eq!(resumed.chosen_k, full.chosen_k);
+    assert_eq!(resumed.clustering, full.clustering);
+    assert_eq!(resumed.silhouettes.overall, full.silhouettes.overall);
 }

@@ -28,7 +28,7 @@ pub enum Criterion {
 pub const EXHAUSTIVE_UP_TO: usize = 50;
 
 /// Settings of a sweep.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SweepOptions {
     pub max_k: usize,
     pub n_init: usize,
@@ -179,12 +179,16 @@ pub fn choose(curve: &[KScore], criterion: Criterion) -> Option<usize> {
 
 /// Sweeps k on the standardized matrix `z` (`x` is the same as f32),
 /// reporting each k through `on_k` (its score, and the k values still to
-/// come in this pass).
+/// come in this pass). Scores in `known` (from an interrupted run with the
+/// same data and options) are taken as they are instead of fitting again;
+/// fits are deterministic, so the result is the same as an uninterrupted
+/// run's.
 pub fn sweep(
     z: &Standardized<'_>,
     x: &[f32],
     options: &SweepOptions,
     placement: &Placement<'_>,
+    known: &[KScore],
     on_k: &mut dyn FnMut(&KScore, usize),
 ) -> Option<Sweep> {
     let d = z.dim();
@@ -212,17 +216,27 @@ pub fn sweep(
     let mut fitter = Fitter::new(&data, placement);
     let silhouette_sample = SilhouetteSample::new(&data, options.silhouette_rows, options.seed);
     let mut curve: Vec<KScore> = Vec::new();
-    let mut fits: Vec<Clustering> = Vec::new();
-    let mut run = |ks: Vec<usize>, curve: &mut Vec<KScore>, fits: &mut Vec<Clustering>| {
+    let mut fits: Vec<Option<Clustering>> = Vec::new();
+    let fit_options = |k| KMeansOptions {
+        n_init: options.n_init,
+        ..KMeansOptions::new(k, options.seed)
+    };
+    let mut run = |ks: Vec<usize>,
+                   curve: &mut Vec<KScore>,
+                   fits: &mut Vec<Option<Clustering>>,
+                   fitter: &mut Fitter<'_>| {
         for (done, &k) in ks.iter().enumerate() {
             if k > data.len() {
                 continue;
             }
+            if let Some(score) = known.iter().find(|s| s.k == k) {
+                on_k(score, ks.len() - done - 1);
+                curve.push(score.clone());
+                fits.push(None);
+                continue;
+            }
             let start = Instant::now();
-            let fit = fitter.fit(&KMeansOptions {
-                n_init: options.n_init,
-                ..KMeansOptions::new(k, options.seed)
-            });
+            let fit = fitter.fit(&fit_options(k));
             let score = KScore {
                 k,
                 inertia: fit.inertia,
@@ -237,17 +251,18 @@ pub fn sweep(
             };
             on_k(&score, ks.len() - done - 1);
             curve.push(score);
-            fits.push(fit);
+            fits.push(Some(fit));
         }
     };
     let first = first_pass(options.max_k);
-    run(first.clone(), &mut curve, &mut fits);
+    run(first.clone(), &mut curve, &mut fits, &mut fitter);
     if let Some(best) = choose(&curve, options.criterion) {
         let done: Vec<usize> = curve.iter().map(|s| s.k).collect();
         run(
             second_pass(options.max_k, best, &done),
             &mut curve,
             &mut fits,
+            &mut fitter,
         );
     }
     let order: Vec<usize> = {
@@ -258,20 +273,18 @@ pub fn sweep(
     let curve_sorted: Vec<KScore> = order.iter().map(|&i| curve[i].clone()).collect();
     let chosen_k = choose(&curve_sorted, options.criterion)?;
     let chosen_fit = fits.swap_remove(curve.iter().position(|s| s.k == chosen_k)?);
-    let mut all_on_device = fitter.all_on_device;
     let (clustering, silhouettes) = match sample_rows {
         None => {
+            // A resumed run fits the chosen k again, as it was fitted before.
+            let chosen_fit = chosen_fit.unwrap_or_else(|| fitter.fit(&fit_options(chosen_k)));
             let silhouettes = silhouette_sample.score(&chosen_fit.labels, chosen_k);
             (chosen_fit, silhouettes)
         }
         Some(_) => {
             let all = Data::new(x, d);
             let mut refit = Fitter::new(&all, placement);
-            let fit = refit.fit(&KMeansOptions {
-                n_init: options.n_init,
-                ..KMeansOptions::new(chosen_k, options.seed)
-            });
-            all_on_device &= refit.all_on_device;
+            let fit = refit.fit(&fit_options(chosen_k));
+            fitter.all_on_device &= refit.all_on_device;
             let silhouettes = SilhouetteSample::new(&all, options.silhouette_rows, options.seed)
                 .score(&fit.labels, chosen_k);
             (fit, silhouettes)
@@ -283,7 +296,7 @@ pub fn sweep(
         clustering,
         silhouettes,
         sampled_rows: sample_rows,
-        accelerated: all_on_device,
+        accelerated: fitter.all_on_device,
     })
 }
 
