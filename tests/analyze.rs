@@ -398,3 +398,72 @@ fn the_rank_column_is_the_numerical_rank_of_the_2d_view() {
     assert_eq!(table.row("layers.0.conv")["rank"], "2");
     assert_eq!(table.row("zero")["rank"], "0");
 }
+
+#[test]
+fn an_interrupted_rank_pass_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = many_matrices(dir.path(), 12, 900);
+    let out = dir.path().join("a.csv");
+    let journal = dir.path().join("a.csv.partial.jsonl");
+    let args = [
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-gpu",
+        "-q",
+        "-j",
+        "1",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-analyze"))
+        .args(args)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // The header and at least three tensors.
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress in the journal"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "no output before the run completes");
+
+    // Whole lines only: the kill may have cut the last one short.
+    let kept = std::fs::read_to_string(&journal)
+        .unwrap()
+        .matches('\n')
+        .count()
+        - 1;
+    let not_quiet: Vec<&str> = args.iter().copied().filter(|a| *a != "-q").collect();
+    let resumed = analyze(&[&not_quiet[..], &["--resume"]].concat());
+    assert_success(&resumed);
+    assert!(
+        stderr(&resumed).contains(&format!("resuming: {kept} of 12 tensors already done")),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(!journal.exists());
+    let fresh = dir.path().join("fresh.csv");
+    assert_success(&analyze(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        fresh.to_str().unwrap(),
+        "--no-gpu",
+        "-q",
+    ]));
+    let resumed_table = Table::read(&out);
+    assert_eq!(resumed_table.rows.len(), 12);
+    assert_eq!(
+        without_timing(&resumed_table),
+        without_timing(&Table::read(&fresh))
+    );
+}

@@ -253,41 +253,6 @@ fn rank_k_is_accepted_and_ignored() {
     assert!(stderr(&output).contains("--rank_k 128 is ignored"));
 }
 
-fn many_matrices(dir: &Path, count: usize, n: usize) -> PathBuf {
-    let path = dir.join("big.safetensors");
-    let tensors: Vec<TensorSpec> = (0..count)
-        .map(|i| {
-            TensorSpec::new(
-                format!("layers.{i}.w"),
-                Dtype::F32,
-                &[n, n],
-                Fill::Normal {
-                    seed: i as u64,
-                    std: 1.0,
-                },
-            )
-        })
-        .collect();
-    write_safetensors(&path, &tensors).unwrap();
-    path
-}
-
-fn without_timing(table: &Table) -> Vec<Vec<(String, String)>> {
-    table
-        .rows
-        .iter()
-        .map(|r| {
-            let mut cells: Vec<(String, String)> = r
-                .iter()
-                .filter(|(k, _)| *k != "seconds" && *k != "created_at")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            cells.sort();
-            cells
-        })
-        .collect()
-}
-
 #[test]
 fn an_interrupted_run_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();

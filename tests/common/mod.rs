@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
+
 /// Runs `tpa-analyze` with `args`.
 pub fn analyze(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tpa-analyze"))
@@ -112,4 +114,42 @@ pub fn permuted_diagonal(rows: usize, cols: usize, diagonal: &[f64]) -> Vec<f64>
         values[i * cols + j] = if k % 2 == 1 { -d } else { d };
     }
     values
+}
+
+/// `count` Gaussian n × n f32 matrices in one file: a model whose spectra
+/// take long enough to interrupt.
+pub fn many_matrices(dir: &Path, count: usize, n: usize) -> PathBuf {
+    let path = dir.join("big.safetensors");
+    let tensors: Vec<TensorSpec> = (0..count)
+        .map(|i| {
+            TensorSpec::new(
+                format!("layers.{i}.w"),
+                Dtype::F32,
+                &[n, n],
+                Fill::Normal {
+                    seed: i as u64,
+                    std: 1.0,
+                },
+            )
+        })
+        .collect();
+    write_safetensors(&path, &tensors).unwrap();
+    path
+}
+
+/// A table's rows without the columns that differ from run to run.
+pub fn without_timing(table: &Table) -> Vec<Vec<(String, String)>> {
+    table
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells: Vec<(String, String)> = r
+                .iter()
+                .filter(|(k, _)| *k != "seconds" && *k != "created_at")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            cells.sort();
+            cells
+        })
+        .collect()
 }

@@ -1,11 +1,14 @@
 //! `tpa-analyze`: one row of exact statistics (and the rank) per tensor.
 
-use anyhow::Result;
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use clap::Parser;
 use rayon::prelude::*;
 use tpa_core::analyses::stats::{StatsOptions, tensor_stats};
 use tpa_core::model::Model;
-use tpa_core::records::{AnalyzeRecord, ModelSummary, rows, sort_by_layer};
+use tpa_core::records::{AnalyzeRecord, ModelSummary, TransformerRecord, rows, sort_by_layer};
 use tpa_core::tensors::{MatrixView, TensorView};
 use tpa_core::writers::write_table;
 
@@ -56,6 +59,11 @@ pub struct Args {
     #[command(flatten)]
     pub spectrum: SpectrumArgs,
 
+    /// Continue an interrupted run from FILE.partial.jsonl (the tensors whose rank it
+    /// finished) instead of starting over.
+    #[arg(long, conflicts_with = "no_rank")]
+    pub resume: bool,
+
     /// No progress bar and no summary; errors and warnings still go to stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -73,10 +81,11 @@ pub fn run(args: &Args) -> Result<()> {
     crate::set_jobs(args.spectrum.jobs)?;
     let opened = common::open_model(&args.model)?;
     let options = args.stats.options();
+    let journal_path = common::journal_path(&args.output.out);
     let mut records = if args.no_rank {
         statistics(&opened.model, &options, args.quiet)?
     } else {
-        statistics_and_rank(&opened.model, args, &options)?
+        statistics_and_rank(&opened, args, &options, &journal_path)?
     };
     sort_by_layer(&mut records, |r| {
         (r.placement.layer_index, r.placement.expert_index)
@@ -98,6 +107,11 @@ pub fn run(args: &Args) -> Result<()> {
         "tensors",
         Some(&summary_json),
     )?;
+
+    if !args.no_rank {
+        std::fs::remove_file(&journal_path)
+            .with_context(|| format!("removing {}", journal_path.display()))?;
+    }
 
     if !args.quiet {
         print!("{}", console::summary_text(&summary));
@@ -125,19 +139,51 @@ fn statistics(model: &Model, options: &StatsOptions, quiet: bool) -> Result<Vec<
 }
 
 /// Statistics and the rank of each tensor's 2-D view, through the spectral
-/// engine (which computes the same statistics on its way).
+/// engine (which computes the same statistics on its way). Each finished
+/// tensor is journaled, so that `--resume` continues an interrupted run.
 fn statistics_and_rank(
-    model: &Model,
+    opened: &common::Opened,
     args: &Args,
     options: &StatsOptions,
+    journal_path: &Path,
 ) -> Result<Vec<AnalyzeRecord>> {
+    let model = &opened.model;
     let tensors: Vec<TensorView<'_>> = model.tensors().collect();
     for tensor in &tensors {
         tensor.check_decodable()?;
     }
-    let matrices: Vec<MatrixView<'_>> = tensors.iter().map(|t| MatrixView::whole(*t)).collect();
+    let header = serde_json::json!({
+        "tpa": "tpa-analyze partial results",
+        "model_path": opened.run.model_path,
+        "rank_rtol": args.spectrum.rank_rtol,
+        "zero_eps": args.stats.zero_eps,
+    });
+    let (mut journal, done) =
+        common::open_journal::<TransformerRecord>(journal_path, &header, args.resume)?;
+    let finished: HashSet<&str> = done.iter().map(|r| r.param_name.as_str()).collect();
+    let matrices: Vec<MatrixView<'_>> = tensors
+        .iter()
+        .filter(|t| !finished.contains(t.name()))
+        .map(|t| MatrixView::whole(*t))
+        .collect();
+    if !done.is_empty() && !args.quiet {
+        eprintln!(
+            "resuming: {} of {} tensors already done",
+            done.len(),
+            tensors.len()
+        );
+    }
+    let row = |record: &TransformerRecord| -> tpa_core::Result<AnalyzeRecord> {
+        let tensor = model.tensor(&record.param_name)?;
+        let mut row = AnalyzeRecord::new(&tensor, record.stats);
+        row.rank = record
+            .spectral
+            .as_ref()
+            .map(|s| s.metrics.actual_rank as u64);
+        Ok(row)
+    };
+    let mut records = done.iter().map(row).collect::<tpa_core::Result<Vec<_>>>()?;
     let engine = args.spectrum.engine(args.quiet)?;
-    let mut records = Vec::with_capacity(tensors.len());
     matrices::compute_records(
         &matrices,
         &engine,
@@ -146,16 +192,18 @@ fn statistics_and_rank(
         false,
         args.quiet,
         |record| {
-            let tensor = model.tensor(&record.param_name)?;
-            let mut row = AnalyzeRecord::new(&tensor, record.stats);
-            row.rank = record
-                .spectral
-                .as_ref()
-                .map(|s| s.metrics.actual_rank as u64);
-            records.push(row);
+            journal.append(&record)?;
+            records.push(row(&record)?);
             Ok(())
         },
-    )?;
+    )
+    .with_context(|| {
+        format!(
+            "analysis stopped; {} finished tensors are kept in {} for --resume",
+            records.len(),
+            journal_path.display()
+        )
+    })?;
     Ok(records)
 }
 

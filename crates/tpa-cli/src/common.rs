@@ -295,3 +295,10 @@ pub fn open_journal<T: serde::de::DeserializeOwned>(
         }
     }
 }
+
+/// Where the journal of an interrupted run writing `out` is kept.
+pub fn journal_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial.jsonl");
+    PathBuf::from(name)
+}

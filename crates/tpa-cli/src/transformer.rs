@@ -1,7 +1,7 @@
 //! `tpa-transformer`: the full singular-value spectrum of every matrix.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -92,13 +92,6 @@ pub fn main() -> std::process::ExitCode {
     crate::exit_code(run(&args))
 }
 
-/// The journal beside the output file.
-fn journal_path(out: &Path) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push(".partial.jsonl");
-    PathBuf::from(name)
-}
-
 /// Runs the analysis described by `args`.
 pub fn run(args: &Args) -> Result<()> {
     let format = common::output_format(&args.output)?;
@@ -139,7 +132,7 @@ pub fn run(args: &Args) -> Result<()> {
         "zero_eps": args.stats.zero_eps,
         "save_spectra": args.save_spectra.is_some(),
     });
-    let journal_path = journal_path(&args.output.out);
+    let journal_path = common::journal_path(&args.output.out);
     let (mut journal, mut records) =
         common::open_journal::<TransformerRecord>(&journal_path, &header, args.resume)?;
     let done: HashSet<String> = records.iter().map(TransformerRecord::matrix_name).collect();
