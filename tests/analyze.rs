@@ -415,33 +415,10 @@ fn an_interrupted_rank_pass_resumes_where_it_stopped() {
         "-j",
         "1",
     ];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-analyze"))
-        .args(args)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    // The header and at least three tensors.
-    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no progress in the journal"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be interrupted"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-analyze"));
+    command.args(args);
+    let kept = kill_once_journaled(command, &journal, 3);
     assert!(!out.exists(), "no output before the run completes");
-
-    // Whole lines only: the kill may have cut the last one short.
-    let kept = std::fs::read_to_string(&journal)
-        .unwrap()
-        .matches('\n')
-        .count()
-        - 1;
     let not_quiet: Vec<&str> = args.iter().copied().filter(|a| *a != "-q").collect();
     let resumed = analyze(&[&not_quiet[..], &["--resume"]].concat());
     assert_success(&resumed);

@@ -270,18 +270,7 @@ fn a_killed_sweep_resumes_to_the_same_result() {
 
     let out = dir.path().join("interrupted");
     let journal = out.join(".tpa-embedding.partial.jsonl");
-    let mut child = run(&out, &[]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    // The header and at least four finished k values.
-    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweep never got going"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let kept = kill_once_journaled(run(&out, &[]), &journal, 4);
     assert!(!out.join("clustering_results.json").exists());
 
     let resumed = run(&out, &["--resume"]).output().unwrap();
@@ -293,7 +282,7 @@ fn a_killed_sweep_resumes_to_the_same_result() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no resuming line in: {said}"));
-    assert!(fitted >= 4, "{said}");
+    assert_eq!(fitted, kept, "{said}");
     assert!(
         !journal.exists(),
         "the journal is removed once the outputs are written"
@@ -312,16 +301,7 @@ fn a_killed_sweep_resumes_to_the_same_result() {
     assert_eq!(read(&out), read(&fresh_dir));
 
     // A journal from other settings is refused, not mixed in.
-    let mut child = run(&out, &[]).spawn().unwrap();
-    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweep never got going"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_journaled(run(&out, &[]), &journal, 1);
     let other = run(&out, &["--resume", "--random-state", "7"])
         .output()
         .unwrap();

@@ -270,30 +270,10 @@ fn an_interrupted_run_resumes_where_it_stopped() {
         "1",
     ];
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-transformer"))
-        .args(args)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let lines = std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count());
-        if lines >= 4 {
-            break; // the header and at least three matrices
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no progress in the journal"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be interrupted"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-transformer"));
+    command.args(args);
+    let kept = kill_once_journaled(command, &journal, 3);
     assert!(!out.exists(), "no output before the run completes");
-    let kept = std::fs::read_to_string(&journal).unwrap().lines().count() - 1;
 
     let resumed = transformer(&[&args[..], &["--resume"]].concat());
     assert_success(&resumed);

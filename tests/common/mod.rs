@@ -153,3 +153,34 @@ pub fn without_timing(table: &Table) -> Vec<Vec<(String, String)>> {
         })
         .collect()
 }
+
+/// Starts `command`, waits until `journal` holds its header and at least
+/// `records` whole records, then kills it (as a crash or Ctrl-C would).
+/// Returns how many whole records the journal kept.
+pub fn kill_once_journaled(mut command: Command, journal: &Path, records: usize) -> usize {
+    let whole = || {
+        std::fs::read_to_string(journal)
+            .map_or(0, |t| t.matches('\n').count())
+            .saturating_sub(1)
+    };
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while whole() < records {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress in the journal"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    whole()
+}
