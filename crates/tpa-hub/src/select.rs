@@ -46,8 +46,8 @@ pub struct Selection {
 }
 
 /// Parses glob patterns, naming the bad one.
-pub fn patterns(globs: &[String]) -> Result<Vec<Pattern>, glob::PatternError> {
-    globs.iter().map(|g| Pattern::new(g)).collect()
+pub fn patterns<S: AsRef<str>>(globs: &[S]) -> Result<Vec<Pattern>, glob::PatternError> {
+    globs.iter().map(|g| Pattern::new(g.as_ref())).collect()
 }
 
 fn matches_any(patterns: &[Pattern], path: &str) -> bool {
@@ -64,13 +64,7 @@ pub fn select(
 ) -> Result<Selection, HubError> {
     let defaults;
     let include = if include.is_empty() {
-        defaults = patterns(
-            &DEFAULT_INCLUDE
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_default();
+        defaults = patterns(DEFAULT_INCLUDE).unwrap_or_default();
         if !all.iter().any(|f| f.path.ends_with(".safetensors")) {
             return Err(HubError::NoSafetensors {
                 repo: repo.to_string(),
@@ -81,13 +75,7 @@ pub fn select(
     } else {
         include
     };
-    let other = patterns(
-        &OTHER_WEIGHTS
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
+    let other = patterns(OTHER_WEIGHTS).unwrap_or_default();
     let mut selection = Selection {
         files: Vec::new(),
         skipped_weights: Vec::new(),
@@ -179,7 +167,7 @@ mod tests {
             ["onnx/model.onnx", "pytorch_model.bin"]
         );
 
-        let exclude = patterns(&["*.md".into(), "model-00002*".into()]).unwrap();
+        let exclude = patterns(&["*.md", "model-00002*"]).unwrap();
         let s = select(&repo, &all, &[], &exclude).unwrap();
         assert!(!paths(&s.files).contains(&"README.md"));
         assert!(!paths(&s.files).contains(&"model-00002-of-00002.safetensors"));
@@ -195,7 +183,7 @@ mod tests {
             "{err}"
         );
         // Asked for explicitly, it is fetched.
-        let include = patterns(&["*.bin".into()]).unwrap();
+        let include = patterns(&["*.bin"]).unwrap();
         let s = select(&repo, &all, &include, &[]).unwrap();
         assert_eq!(paths(&s.files), ["pytorch_model.bin"]);
     }

@@ -190,13 +190,8 @@ impl Distances for CpuDistances<'_, '_> {
         Ok(distances
             .par_chunks(k.max(1))
             .map(|row| {
-                let mut best = (f32::INFINITY, 0usize);
-                for (j, &sq) in row.iter().enumerate() {
-                    if sq < best.0 {
-                        best = (sq, j);
-                    }
-                }
-                (best.1 as u32, best.0)
+                let (j, sq) = nearest(row);
+                (j as u32, sq)
             })
             .unzip())
     }
@@ -347,6 +342,18 @@ pub(crate) fn sq_distance_matrix(data: &Data<'_>, centers: &[f32], m: usize) -> 
             }
         });
     out
+}
+
+/// The index of the smallest of one row's distances (the lowest index among
+/// equals) and that distance.
+fn nearest(row: &[f32]) -> (usize, f32) {
+    let mut best = (0, f32::INFINITY);
+    for (j, &sq) in row.iter().enumerate() {
+        if sq < best.1 {
+            best = (j, sq);
+        }
+    }
+    best
 }
 
 /// ‖x − c‖², directly (not through the product form), in f64.

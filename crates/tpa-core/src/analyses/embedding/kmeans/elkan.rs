@@ -23,7 +23,7 @@
 use rayon::prelude::*;
 
 use super::sums::{Sums, finish, nothing_to_fit};
-use super::{Clustering, Data, KMeansOptions, sq_distance_matrix};
+use super::{Clustering, Data, KMeansOptions, nearest, sq_distance_matrix};
 
 /// Relative slack on the bounds taken from the first, product-form
 /// distances: ‖x‖² + ‖c‖² − 2x·c rounds with an error that scales with the
@@ -92,14 +92,9 @@ fn first_assignment(data: &Data<'_>, centers: &[f32], k: usize) -> State {
         .zip(upper.par_iter_mut())
         .enumerate()
         .for_each(|(i, ((row, label), up))| {
-            let mut best = (f32::INFINITY, 0usize);
-            for (j, &sq) in row.iter().enumerate() {
-                if sq < best.0 {
-                    best = (sq, j);
-                }
-            }
-            *label = best.1 as u32;
-            *up = (best.0 + PRODUCT_SLACK * (data.sq_norms[i] + c_norms[best.1])).sqrt();
+            let (j, sq) = nearest(row);
+            *label = j as u32;
+            *up = (sq + PRODUCT_SLACK * (data.sq_norms[i] + c_norms[j])).sqrt();
             for (sq, &cn) in row.iter_mut().zip(&c_norms) {
                 *sq = (*sq - PRODUCT_SLACK * (data.sq_norms[i] + cn))
                     .max(0.0)
