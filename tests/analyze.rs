@@ -68,7 +68,8 @@ fn csv_has_the_original_columns_first_and_known_values() {
             "expert_index",
             "design_rank",
             "nbytes",
-            "file"
+            "file",
+            "digest"
         ]
     );
     assert_eq!(table.rows.len(), 2 + 2 * 9 + 1);
@@ -443,4 +444,43 @@ fn an_interrupted_rank_pass_resumes_where_it_stopped() {
         without_timing(&resumed_table),
         without_timing(&Table::read(&fresh))
     );
+}
+
+/// The digest column: xxh3-128 of each 2^20-element chunk of the stored
+/// bytes, then of those digests in order (computed here from the bytes the
+/// fixture wrote); equal tensors share it, one changed element changes it.
+#[test]
+fn digest_is_the_chunked_xxh3_of_the_stored_bytes() {
+    use xxhash_rust::xxh3::xxh3_128;
+    let dir = tempfile::tempdir().unwrap();
+    let n = (1 << 20) * 2 + 1000;
+    let values: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1013) as f64 - 500.0).collect();
+    let mut changed = values.clone();
+    changed[n - 1] += 1.0;
+    let tensors = vec![
+        TensorSpec::new("a", Dtype::BF16, &[n], Fill::Values(values.clone())),
+        TensorSpec::new("copy_of_a", Dtype::BF16, &[n], Fill::Values(values)),
+        TensorSpec::new("changed", Dtype::BF16, &[n], Fill::Values(changed)),
+    ];
+    let path = dir.path().join("m.safetensors");
+    write_safetensors(&path, &tensors).unwrap();
+    let out = dir.path().join("d.csv");
+    assert_success(&analyze(&[
+        "--model-path",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-rank",
+        "--quiet",
+    ]));
+    let table = Table::read(&out);
+    let bytes = tensors[0].bytes();
+    let chunks: Vec<u8> = bytes
+        .chunks((1 << 20) * 2)
+        .flat_map(|c| xxh3_128(c).to_le_bytes())
+        .collect();
+    let expected = format!("{:032x}", xxh3_128(&chunks));
+    assert_eq!(table.row("a")["digest"], expected);
+    assert_eq!(table.row("copy_of_a")["digest"], expected);
+    assert_ne!(table.row("changed")["digest"], expected);
 }

@@ -262,3 +262,90 @@ fn embedding_clusters_show_real_wordpieces() {
         assert!(dir.path().join(file).is_file(), "{file} missing");
     }
 }
+
+/// The report's alerts on a real, well-known model, each one read and
+/// explained. A rule change that adds or removes one here must say why.
+#[test]
+fn report_alerts_on_minilm_are_the_known_ones() {
+    let Some(model) = minilm_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let output = transformer(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        dir.path().join("minilm.csv").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--no-gpu",
+        "--quiet",
+    ]);
+    assert_success(&output);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("alerts.json")).unwrap()).unwrap();
+    let found: std::collections::BTreeSet<(String, String, String)> = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap().to_owned();
+            (s("severity"), s("kind"), s("param_name"))
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<(String, String, String)> = [
+        // sentence-transformers pools by the mean; BERT's pooler is left as
+        // initialised: a zero bias and a random-like weight (α 12.4).
+        ("warning", "zero_tensor", "pooler.dense.bias"),
+        ("warning", "alpha_high", "pooler.dense.weight"),
+        // Learned positions are smooth: 90% of their energy lies in 11 of 384
+        // directions, a very heavy tail (α 1.55).
+        (
+            "warning",
+            "alpha_low",
+            "embeddings.position_embeddings.weight",
+        ),
+        // The top of the 6-layer distilled encoder: value and key matrices of
+        // layers 4-5 have light tails (α 8.4, 7.8, 6.6), WeightWatcher's
+        // "under-trained" side.
+        (
+            "warning",
+            "alpha_high",
+            "encoder.layer.4.attention.self.value.weight",
+        ),
+        (
+            "warning",
+            "alpha_high",
+            "encoder.layer.5.attention.self.value.weight",
+        ),
+        (
+            "warning",
+            "alpha_high",
+            "encoder.layer.5.attention.self.key.weight",
+        ),
+        // Against their own block type: layer 5's key α is 2.4× the keys'
+        // median (2.76), layer 4's output projection α half the median (5.06).
+        (
+            "warning",
+            "layer_outlier",
+            "encoder.layer.5.attention.self.key.weight",
+        ),
+        (
+            "warning",
+            "layer_outlier",
+            "encoder.layer.4.attention.output.dense.weight",
+        ),
+    ]
+    .into_iter()
+    .map(|(s, k, n)| (s.to_owned(), k.to_owned(), n.to_owned()))
+    .collect();
+    assert_eq!(found, expected);
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("BertModel"),
+        "the config facts are in the overview"
+    );
+    assert!(
+        html.contains("22,713,728"),
+        "the parameter count is in the overview"
+    );
+}

@@ -1,7 +1,7 @@
 //! `tpa-analyze`: one row of exact statistics (and the rank) per tensor.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -13,6 +13,7 @@ use tpa_core::tensors::{MatrixView, TensorView};
 use tpa_core::writers::write_table;
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
+use crate::report::ReportFlags;
 use crate::{console, matrices, progress};
 
 const EXAMPLES: &str = "\
@@ -27,7 +28,10 @@ Output columns (CSV, JSON, JSON Lines), in order:
   min, max, numel, nan_count, inf_count, expert_index, design_rank, nbytes, file   (new)
 Statistics are exact, in float64, over the finite values. rank is the numerical rank of
 the 2-D view (σ > rank-rtol·σmax, from the complete f64 spectrum, as tpa-transformer);
---no-rank leaves it empty for a fast pass. See the README for every definition.";
+--no-rank leaves it empty for a fast pass. See the README for every definition.
+
+--report DIR also writes a statistics report (alerts, charts, report.html) into DIR, as
+tpa-report does; with --fail-on it is a CI gate (exit 3 when an alert matches).";
 
 /// Exact per-tensor statistics of a safetensors model.
 #[derive(Debug, Parser)]
@@ -63,6 +67,13 @@ pub struct Args {
     /// finished) instead of starting over.
     #[arg(long, conflicts_with = "no_rank")]
     pub resume: bool,
+
+    /// Also write a statistics report (as tpa-report does) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report_flags: ReportFlags,
 
     /// No progress bar and no summary; errors and warnings still go to stderr.
     #[arg(long, short = 'q')]
@@ -117,7 +128,17 @@ pub fn run(args: &Args) -> Result<()> {
         print!("{}", console::summary_text(&summary));
         println!("Wrote {} rows to {}", rows.len(), args.output.out.display());
     }
-    Ok(())
+    match &args.report {
+        Some(dir) => crate::report::report_of_run(
+            &args.output.out,
+            summary_json,
+            None,
+            dir,
+            &args.report_flags,
+            args.quiet,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The statistics pass alone: tensors in parallel, each streamed in chunks.

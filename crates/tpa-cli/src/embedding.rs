@@ -16,8 +16,8 @@ use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
 use tpa_core::records::embedding::{ClusteringReport, CurveRow, RunReport, cluster_reports};
 use tpa_core::records::{AnalyzeRecord, TransformerRecord, rows};
 use tpa_core::tensors::MatrixView;
-use tpa_core::writers::plot::{CurvePoint, write_curve_plot};
 use tpa_core::writers::{Format, prepare_output, write_atomically, write_table};
+use tpa_report::charts::embedding::{KPoint, sweep_curve};
 
 use crate::common::{self, Gpu, GpuProbe, ModelArgs, StatsArgs};
 use crate::progress;
@@ -374,10 +374,10 @@ fn write_outputs(
         "clusters",
         None,
     )?;
-    let points: Vec<CurvePoint> = report
+    let points: Vec<KPoint> = report
         .curve
         .iter()
-        .map(|c| CurvePoint {
+        .map(|c| KPoint {
             k: c.k,
             f_ratio: c.f_ratio,
             silhouette: c.silhouette,
@@ -392,12 +392,17 @@ fn write_outputs(
             ""
         }
     );
-    write_curve_plot(
-        &dir.join("anova_curve.png"),
-        &dir.join("anova_curve.svg"),
+    let criterion = serde_json::to_value(report.criterion)?;
+    let scene = sweep_curve(
         &points,
         report.optimal_k,
+        criterion.as_str().unwrap_or("anova"),
         &title,
+    );
+    tpa_report::write_chart(
+        &scene,
+        &dir.join("anova_curve.svg"),
+        Some(&dir.join("anova_curve.png")),
     )?;
     if let Some(out) = &args.out {
         // The original README's one-row statistics of the embedding, rank included.

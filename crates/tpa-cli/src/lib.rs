@@ -11,16 +11,22 @@ pub mod download;
 pub mod embedding;
 mod matrices;
 mod progress;
+pub mod report;
 pub mod transformer;
 
 use std::process::ExitCode;
 
 /// Runs a tool's body and turns its outcome into the process exit code:
-/// 0 on success, 1 with one `error:` line (and its causes) on failure.
-/// Usage errors exit with 2 from clap before this is reached.
+/// 0 on success, 1 with one `error:` line (and its causes) on failure, 3
+/// when alerts matched `--fail-on` (the report was written). Usage errors
+/// exit with 2 from clap before this is reached.
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<report::GateFailed>() => {
+            eprintln!("fail-on: {error}");
+            ExitCode::from(3)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)

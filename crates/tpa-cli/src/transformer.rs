@@ -10,6 +10,7 @@ use tpa_core::tensors::MatrixView;
 use tpa_core::writers::{write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
+use crate::report::ReportFlags;
 use crate::{console, matrices};
 
 const EXAMPLES: &str = "\
@@ -27,7 +28,10 @@ expert_index, rank_tol, norms, stable/effective rank, 50%/99% energy ranks, cond
 number, WeightWatcher alpha and friends, method, backend, seconds (see the README).
 
 Progress is saved to FILE.partial.jsonl as each matrix finishes; after a crash or
-Ctrl-C, --resume continues from there. The output itself is written at the end.";
+Ctrl-C, --resume continues from there. The output itself is written at the end.
+
+--report DIR also writes the report of tpa-report (charts, alerts, report.html) into DIR,
+keeping the spectra in DIR/spectra.safetensors for its spectrum cards.";
 
 /// Complete singular-value spectra of every weight matrix of a safetensors model.
 #[derive(Debug, Parser)]
@@ -69,6 +73,14 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
+    /// Also write the report (as tpa-report does) into DIR when the analysis ends; the
+    /// spectra are kept in DIR/spectra.safetensors unless --save-spectra names a file.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report_flags: ReportFlags,
+
     #[command(flatten)]
     pub stats: StatsArgs,
 
@@ -98,7 +110,8 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(k) = args.rank_k {
         eprintln!("note: --rank_k {k} is ignored; tpa computes every singular value");
     }
-    if let Some(path) = &args.save_spectra {
+    let spectra_path = spectra_path(args);
+    if let Some(path) = &spectra_path {
         tpa_core::writers::prepare_output(path)?;
     }
     let opened = common::open_model(&args.model)?;
@@ -130,7 +143,7 @@ pub fn run(args: &Args) -> Result<()> {
         "model_path": opened.run.model_path,
         "rank_rtol": args.spectrum.rank_rtol,
         "zero_eps": args.stats.zero_eps,
-        "save_spectra": args.save_spectra.is_some(),
+        "save_spectra": spectra_path.is_some(),
     });
     let journal_path = common::journal_path(&args.output.out);
     let (mut journal, mut records) =
@@ -155,7 +168,7 @@ pub fn run(args: &Args) -> Result<()> {
         &engine,
         args.spectrum.limits(),
         &stats,
-        args.save_spectra.is_some(),
+        spectra_path.is_some(),
         args.quiet,
         |record| {
             if let Some(reason) = &record.skipped {
@@ -180,7 +193,15 @@ pub fn run(args: &Args) -> Result<()> {
     drop(journal);
 
     sort_by_layer(&mut records, |r| (r.layer_index, r.expert_index));
-    write_outputs(args, format, &opened.run, &records)?;
+    let summary = summary(args, &opened, &records);
+    write_outputs(
+        args,
+        format,
+        &opened.run,
+        &records,
+        &summary,
+        spectra_path.as_deref(),
+    )?;
     std::fs::remove_file(&journal_path)
         .with_context(|| format!("removing {}", journal_path.display()))?;
 
@@ -197,7 +218,50 @@ pub fn run(args: &Args) -> Result<()> {
             args.output.out.display()
         );
     }
-    Ok(())
+    match &args.report {
+        Some(dir) => crate::report::report_of_run(
+            &args.output.out,
+            summary,
+            spectra_path.as_deref(),
+            dir,
+            &args.report_flags,
+            args.quiet,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Where the spectra go: --save-spectra, else DIR/spectra.safetensors with --report.
+fn spectra_path(args: &Args) -> Option<PathBuf> {
+    args.save_spectra
+        .clone()
+        .or_else(|| args.report.as_ref().map(|d| d.join("spectra.safetensors")))
+}
+
+/// The JSON output's summary, which reports also read.
+fn summary(
+    args: &Args,
+    opened: &common::Opened,
+    records: &[TransformerRecord],
+) -> serde_json::Value {
+    let run = &opened.run;
+    let selection = (!args.only.is_empty() || !args.skip.is_empty()).then(|| {
+        serde_json::json!({
+            "only": args.only.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "skip": args.skip.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        })
+    });
+    serde_json::json!({
+        "model_path": run.model_path,
+        "model_id": run.model_id,
+        "revision": run.revision,
+        "created_at": run.created_at,
+        "matrices": records.len(),
+        "rank_rtol": args.spectrum.rank_rtol,
+        "tpa_version": env!("CARGO_PKG_VERSION"),
+        "selection": selection,
+        "config": opened.config,
+    })
 }
 
 fn write_outputs(
@@ -205,18 +269,12 @@ fn write_outputs(
     format: tpa_core::writers::Format,
     run: &RunInfo,
     records: &[TransformerRecord],
+    summary: &serde_json::Value,
+    spectra_path: Option<&std::path::Path>,
 ) -> Result<()> {
     let rows = rows(run, records);
-    let summary = serde_json::json!({
-        "model_path": run.model_path,
-        "model_id": run.model_id,
-        "revision": run.revision,
-        "created_at": run.created_at,
-        "matrices": records.len(),
-        "rank_rtol": args.spectrum.rank_rtol,
-    });
-    write_table(&args.output.out, format, &rows, "matrices", Some(&summary))?;
-    if let Some(path) = &args.save_spectra {
+    write_table(&args.output.out, format, &rows, "matrices", Some(summary))?;
+    if let Some(path) = spectra_path {
         let spectra: Vec<(String, Vec<f64>)> = records
             .iter()
             .filter_map(|r| {

@@ -9,6 +9,7 @@
 pub mod architectures;
 mod encode;
 pub mod mock_hub;
+pub mod planted;
 mod rng;
 
 use std::borrow::Cow;
@@ -49,6 +50,8 @@ pub enum Fill {
     Normal { seed: u64, std: f64 },
     /// Exactly these values (must be representable in the dtype).
     Values(Vec<f64>),
+    /// A 2-D tensor with exactly these singular values (see [`planted`]).
+    Spectrum { sigma: Vec<f64>, seed: u64 },
 }
 
 /// A tensor to be written.
@@ -87,6 +90,13 @@ impl TensorSpec {
                 (0..n).map(|_| rng.normal() * std).collect()
             }
             Fill::Values(v) => v.clone(),
+            Fill::Spectrum { sigma, seed } => {
+                let (rows, cols) = match self.shape.as_slice() {
+                    [rows, cols] => (*rows, *cols),
+                    _ => (1, n),
+                };
+                planted::matrix(rows, cols, sigma, *seed)
+            }
         }
     }
 

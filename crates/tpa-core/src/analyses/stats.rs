@@ -8,15 +8,16 @@
 //! order is fixed.
 //!
 //! NaN and ±Inf are counted and left out; every other statistic is over the
-//! finite values.
+//! finite values. The same pass hashes the stored bytes into a [`Digest`].
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::digest::{ChunkHasher, Digest};
 use crate::error::Result;
-use crate::tensors::TensorView;
+use crate::tensors::{TensorView, decode};
 
 /// Elements per parallel work item (2 MiB of bf16). Chunks start at fixed
 /// element indices, so the merge order, and with it every last bit of the
@@ -63,6 +64,10 @@ pub struct TensorStats {
     pub nan_count: u64,
     /// Number of +Inf or −Inf elements.
     pub inf_count: u64,
+    /// Digest of the stored bytes (see [`Digest`]); `None` only in results
+    /// of tpa versions that did not compute it.
+    #[serde(default)]
+    pub digest: Option<Digest>,
 }
 
 /// Computes [`TensorStats`] for `tensor`, reporting progress in stored bytes
@@ -95,33 +100,52 @@ pub fn range_stats(
     tensor.check_decodable()?;
     let numel = range.len();
     let bytes_per_chunk = |len: usize| (len * tensor.dtype().bits() / 8) as u64;
-    let chunks: Vec<Moments> = (0..numel.div_ceil(CHUNK_ELEMENTS))
+    let chunks: Vec<(Moments, u128)> = (0..numel.div_ceil(CHUNK_ELEMENTS))
         .into_par_iter()
         .map(|c| {
             let start = range.start + c * CHUNK_ELEMENTS;
             let len = CHUNK_ELEMENTS.min(range.end - start);
-            let moments = chunk_moments(tensor, start, len, options.zero_eps)?;
+            let chunk = chunk_moments(tensor, start, len, options.zero_eps)?;
             tensor.release(start, len);
             progress(bytes_per_chunk(len));
-            Ok(moments)
+            Ok(chunk)
         })
         .collect::<Result<_>>()?;
-    let total = chunks.into_iter().fold(Moments::EMPTY, Moments::merge);
-    Ok(total.finish(numel as u64))
+    let digest = Digest::of_chunks(chunks.iter().map(|c| c.1));
+    let total = chunks
+        .into_iter()
+        .map(|c| c.0)
+        .fold(Moments::EMPTY, Moments::merge);
+    Ok(TensorStats {
+        digest: Some(digest),
+        ..total.finish(numel as u64)
+    })
 }
 
-fn chunk_moments(tensor: &TensorView<'_>, start: usize, len: usize, eps: f64) -> Result<Moments> {
+/// Moments and digest of one chunk; each block's bytes are hashed while
+/// they are in cache for decoding.
+fn chunk_moments(
+    tensor: &TensorView<'_>,
+    start: usize,
+    len: usize,
+    eps: f64,
+) -> Result<(Moments, u128)> {
     let mut buffer = [0.0f64; BLOCK_ELEMENTS];
     let mut acc = Moments::EMPTY;
+    let mut hasher = ChunkHasher::new();
     let mut at = start;
     while at < start + len {
         let n = BLOCK_ELEMENTS.min(start + len - at);
         let block = &mut buffer[..n];
-        tensor.decode_into(at, block)?;
+        let bytes = tensor.stored_bytes(at, n)?;
+        hasher.update(bytes);
+        if !decode(tensor.dtype(), bytes, block) {
+            return Err(tensor.unsupported_dtype());
+        }
         acc = acc.merge(Moments::of_block(block, eps));
         at += n;
     }
-    Ok(acc)
+    Ok((acc, hasher.finish()))
 }
 
 /// Running moments of the finite values seen so far, plus counts.
@@ -312,6 +336,7 @@ impl Moments {
             sparsity: any.then(|| self.zeros as f64 / self.n as f64),
             nan_count: self.nan,
             inf_count: self.inf,
+            digest: None,
         }
     }
 }

@@ -75,6 +75,7 @@ impl Record for Row<'_, AnalyzeRecord> {
         "design_rank",
         "nbytes",
         "file",
+        "digest",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -105,6 +106,7 @@ impl Record for Row<'_, AnalyzeRecord> {
             Cell::UInt(r.rows.min(r.cols) as u64),
             Cell::UInt(r.nbytes),
             Cell::text(&r.file),
+            Cell::opt_text(s.digest),
         ]
     }
 }

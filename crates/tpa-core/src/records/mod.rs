@@ -40,6 +40,10 @@ impl Cell {
     pub fn text(value: impl Into<String>) -> Cell {
         Cell::Text(value.into())
     }
+
+    pub fn opt_text(value: Option<impl ToString>) -> Cell {
+        value.map_or(Cell::Empty, |v| Cell::Text(v.to_string()))
+    }
 }
 
 /// A row type: its column names, in output order, and its cells.

@@ -39,6 +39,8 @@ pub struct ModelSummary {
     pub nan_count: u64,
     pub inf_count: u64,
     pub config: Option<ModelConfig>,
+    /// The version of tpa that made the result.
+    pub tpa_version: &'static str,
 }
 
 impl ModelSummary {
@@ -62,6 +64,7 @@ impl ModelSummary {
             nan_count: 0,
             inf_count: 0,
             config,
+            tpa_version: env!("CARGO_PKG_VERSION"),
         };
         let mut layers = std::collections::BTreeSet::new();
         for r in records {

@@ -24,6 +24,9 @@ pub struct TransformerRecord {
     pub rows: usize,
     pub cols: usize,
     pub dtype: String,
+    /// Bytes stored: the tensor's, or this expert's share of a stacked tensor.
+    #[serde(default)]
+    pub nbytes: u64,
     pub stats: TensorStats,
     /// The spectrum's metrics; `None` when it was skipped (see `skipped`).
     pub spectral: Option<SpectralSummary>,
@@ -71,6 +74,7 @@ impl TransformerRecord {
             rows,
             cols,
             dtype: tensor.dtype().to_string(),
+            nbytes: (matrix.numel() * tensor.dtype().bits() / 8) as u64,
             stats,
             spectral: None,
             skipped: None,
@@ -159,6 +163,9 @@ impl Record for Row<'_, TransformerRecord> {
         "numel",
         "nan_count",
         "inf_count",
+        "nbytes",
+        "digest",
+        "alpha_xmin",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -214,6 +221,9 @@ impl Record for Row<'_, TransformerRecord> {
             Cell::UInt(s.numel),
             Cell::UInt(s.nan_count),
             Cell::UInt(s.inf_count),
+            Cell::UInt(r.nbytes),
+            Cell::opt_text(s.digest),
+            Cell::opt_float(fit.map(|f| f.xmin)),
         ]
     }
 }

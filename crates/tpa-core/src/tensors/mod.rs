@@ -77,11 +77,21 @@ impl<'m> TensorView<'m> {
         if decode(self.dtype(), bytes, out) {
             Ok(())
         } else {
-            Err(Error::UnsupportedDtype {
-                path: self.shard.path.clone(),
-                tensor: self.entry.name.clone(),
-                dtype: self.dtype().to_string(),
-            })
+            Err(self.unsupported_dtype())
+        }
+    }
+
+    /// The stored bytes of elements `start .. start + len` (row-major order).
+    pub fn stored_bytes(&self, start: usize, len: usize) -> Result<&'m [u8]> {
+        self.element_bytes(start, len)
+    }
+
+    /// The error for a dtype tpa cannot decode, naming file and tensor.
+    pub(crate) fn unsupported_dtype(&self) -> Error {
+        Error::UnsupportedDtype {
+            path: self.shard.path.clone(),
+            tensor: self.entry.name.clone(),
+            dtype: self.dtype().to_string(),
         }
     }
 

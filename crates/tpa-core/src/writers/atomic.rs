@@ -43,7 +43,7 @@ pub fn write_atomically(
 
 /// Gives a finished temporary file the permissions of an ordinary new file
 /// (temporary files are created private, 0600) and renames it into place.
-pub(crate) fn publish(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+fn publish(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

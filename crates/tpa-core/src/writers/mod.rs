@@ -9,7 +9,6 @@
 
 mod atomic;
 mod journal;
-pub mod plot;
 mod render;
 mod spectra;
 
@@ -17,7 +16,6 @@ use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
 
-pub(crate) use atomic::publish;
 pub use atomic::{prepare_output, write_atomically};
 pub use journal::{Journal, Resumed};
 pub use spectra::write_spectra;

@@ -17,6 +17,8 @@ enum Arch {
     Llama,
     Bert,
     Gpt2,
+    /// Qwen3-MoE naming with --experts routed experts per layer.
+    Moe,
 }
 
 #[derive(Parser)]
@@ -38,6 +40,12 @@ struct Args {
     /// Rows of k_proj/v_proj (KV heads × head dim) [default: hidden, i.e. no GQA].
     #[arg(long)]
     kv_dim: Option<usize>,
+    /// Routed experts per layer (--arch moe).
+    #[arg(long, default_value_t = 8)]
+    experts: usize,
+    /// Rows of each expert's gate and up projections (--arch moe).
+    #[arg(long, default_value_t = 64)]
+    moe_intermediate: usize,
     /// Number of shard files (an index is written when more than one).
     #[arg(long, default_value_t = 1)]
     shards: usize,
@@ -76,6 +84,7 @@ fn main() -> std::io::Result<()> {
         Arch::Llama => architectures::llama(dims, dtype, &fill),
         Arch::Bert => architectures::bert(dims, dtype, &fill),
         Arch::Gpt2 => architectures::gpt2(dims, dtype, &fill),
+        Arch::Moe => architectures::moe(dims, args.experts, args.moe_intermediate, dtype, &fill),
     };
     // Different seeds per tensor, so no two tensors are identical.
     for (i, t) in tensors.iter_mut().enumerate() {

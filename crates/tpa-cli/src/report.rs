@@ -1,0 +1,237 @@
+//! `tpa-report`: the charts and statistical report of one model, or the
+//! comparison of several, from their result files alone.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tpa_report::alerts::{Alert, FailOn, Severity};
+use tpa_report::input::{Embedding, Input, SpectraFile, unique_labels};
+use tpa_report::{Cards, Options};
+
+const EXAMPLES: &str = "\
+Examples:
+  tpa-report data/outputs/minilm.csv --spectra data/outputs/minilm-sv.safetensors --out reports/minilm
+  tpa-report base.csv tuned.csv --label base --label tuned --out reports/compare
+  tpa-report params.csv --out reports/smoke --fail-on nan,inf,zero_tensor     # a CI gate
+  tpa-transformer --model-path MODEL --out x.csv --report reports/x             # all in one run
+
+One RESULT gives a model report; 2 to 8 give a comparison, the first as the reference.
+RESULT is a tpa-transformer output (or a tpa-analyze one, for statistics only) in csv,
+json or jsonl. The folder gets report.html (self-contained: nothing is loaded from the
+network), report.md, charts/*.svg (and *.png with --png) and alerts.json.
+
+Alert kinds: nan, inf, zero_tensor, constant_tensor, rank_deficient, low_energy_rank,
+alpha_low, alpha_high, fit_failed, ill_conditioned, duplicate_tensor, layer_outlier
+(thresholds in the README). --fail-on takes kinds and/or a severity (error, warning,
+info: that severity or worse).
+
+Exit codes: 0 success, 1 error, 2 usage error, 3 an alert matched --fail-on (the report
+is written first).";
+
+/// Charts and a statistical report of tpa results.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpa-report",
+    version,
+    about = "Charts and a self-contained HTML report of tpa-transformer / tpa-analyze results, with typed alerts",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Result files (csv, json or jsonl): one for a model report, 2 to 8 for a comparison.
+    #[arg(value_name = "RESULT", required = true)]
+    pub results: Vec<PathBuf>,
+
+    /// The report folder (created; its files are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The --save-spectra file of each result, in the order of the results; enables the
+    /// spectrum cards.
+    #[arg(long, value_name = "FILE")]
+    pub spectra: Vec<PathBuf>,
+
+    /// A tpa-embedding output folder for each result, in order; adds the embedding section.
+    #[arg(long, value_name = "DIR")]
+    pub embedding: Vec<PathBuf>,
+
+    /// A name for each result, in order [default: model_id, else the model folder's name].
+    #[arg(long, value_name = "NAME")]
+    pub label: Vec<String>,
+
+    #[command(flatten)]
+    pub report: ReportFlags,
+
+    /// No summary on stdout; errors still go to stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// The report flags that tpa-transformer and tpa-analyze share with tpa-report.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportFlags {
+    /// The page title [default: "MODEL: weight report"].
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+
+    /// Spectrum cards: "all", a number (the default selection, at most N; default 40) or a
+    /// glob over matrix names, e.g. '*layers.0.*'.
+    #[arg(long, value_name = "all|N|GLOB", default_value = "40")]
+    pub cards: Cards,
+
+    /// Exit with 3 when an alert matches: kinds (nan,inf,zero_tensor,...) and/or a severity
+    /// (error, warning, info: that severity or worse). The report is written first.
+    #[arg(long = "fail-on", visible_alias = "fail_on", value_name = "KINDS")]
+    pub fail_on: Option<FailOn>,
+
+    /// Also write every chart as PNG (drawn with a bundled font, twice the SVG's size).
+    #[arg(long)]
+    pub png: bool,
+}
+
+/// Alerts matched `--fail-on`: the tool exits with 3 after writing the report.
+#[derive(Debug)]
+pub struct GateFailed {
+    pub matched: usize,
+    pub first: String,
+}
+
+impl std::fmt::Display for GateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} alert{} matched --fail-on, e.g. {}",
+            self.matched,
+            if self.matched == 1 { "" } else { "s" },
+            self.first
+        )
+    }
+}
+
+impl std::error::Error for GateFailed {}
+
+/// Entry point of the `tpa-report` binary.
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    crate::exit_code(run(&args))
+}
+
+/// Runs the report described by `args`.
+pub fn run(args: &Args) -> Result<()> {
+    if args.spectra.len() > args.results.len()
+        || args.embedding.len() > args.results.len()
+        || args.label.len() > args.results.len()
+    {
+        bail!(
+            "more --spectra, --embedding or --label than results ({}); give them in the order of the results",
+            args.results.len()
+        );
+    }
+    if args.results.len() > tpa_report::MAX_MODELS {
+        bail!(
+            "{} results: a comparison takes at most {}",
+            args.results.len(),
+            tpa_report::MAX_MODELS
+        );
+    }
+    let mut inputs = Vec::with_capacity(args.results.len());
+    for (i, path) in args.results.iter().enumerate() {
+        let mut input = Input::load(path).context("cannot read the result")?;
+        if let Some(spectra) = args.spectra.get(i) {
+            input.spectra = Some(SpectraFile::open(spectra).context("cannot read the spectra")?);
+        }
+        if let Some(dir) = args.embedding.get(i) {
+            input.embedding =
+                Some(Embedding::load(dir).context("cannot read the embedding result")?);
+        }
+        if let Some(label) = args.label.get(i) {
+            input.label = label.clone();
+        }
+        inputs.push(input);
+    }
+    unique_labels(&mut inputs);
+    write_report(&inputs, &args.out, &args.report, args.quiet)
+}
+
+/// The report of a run that just wrote `out` (and its spectra): what
+/// `--report DIR` of tpa-transformer and tpa-analyze does.
+pub fn report_of_run(
+    out: &Path,
+    summary: serde_json::Value,
+    spectra: Option<&Path>,
+    dir: &Path,
+    flags: &ReportFlags,
+    quiet: bool,
+) -> Result<()> {
+    let mut input = Input::load(out).context("cannot read the result back for the report")?;
+    input.result.summary = Some(summary);
+    if let Some(path) = spectra {
+        input.spectra = Some(SpectraFile::open(path).context("cannot read the spectra back")?);
+    }
+    write_report(&[input], dir, flags, quiet)
+}
+
+/// Builds and writes the report of `inputs` into `dir`, prints where it is
+/// (unless `quiet`), then applies `--fail-on`.
+pub fn write_report(inputs: &[Input], dir: &Path, flags: &ReportFlags, quiet: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let options = Options {
+        title: flags.title.clone(),
+        cards: flags.cards.clone(),
+        ..Options::new(dir)
+    };
+    let report = tpa_report::build(inputs, &options)?;
+    tpa_report::write(&report, dir, flags.png).context("cannot write the report")?;
+    if !quiet {
+        println!(
+            "Wrote {} ({}, {} charts) in {:.2} s; alerts: {}",
+            dir.join("report.html").display(),
+            human_bytes(report.html.len()),
+            report.charts.len(),
+            started.elapsed().as_secs_f64(),
+            alert_counts(&report.alerts)
+        );
+    }
+    gate(&report.alerts, flags.fail_on.as_ref())
+}
+
+fn alert_counts(alerts: &[Alert]) -> String {
+    let count = |s: Severity| alerts.iter().filter(|a| a.severity == s).count();
+    format!(
+        "{} errors, {} warnings, {} info",
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info)
+    )
+}
+
+fn gate(alerts: &[Alert], fail_on: Option<&FailOn>) -> Result<()> {
+    let Some(fail_on) = fail_on else {
+        return Ok(());
+    };
+    let matched: Vec<&Alert> = alerts.iter().filter(|a| fail_on.matches(a)).collect();
+    match matched.first() {
+        None => Ok(()),
+        Some(first) => Err(GateFailed {
+            matched: matched.len(),
+            first: format!(
+                "{} on {}{}",
+                first.kind.as_str(),
+                first.param_name,
+                first
+                    .model
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(" ({m})"))
+            ),
+        }
+        .into()),
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", n as f64 / 1024.0)
+    }
+}
