@@ -3,7 +3,7 @@
 # times tpa-transformer with --report against the same run without it.
 #
 #   scripts/bench-report.sh          # MiniLM, the ~1.1B model, a generated MoE of ~11k matrices
-#   scripts/bench-report.sh --7b     # also the Llama-2-7B-shaped model (its spectra take ~12 min)
+#   scripts/bench-report.sh --7b     # also the Llama-2-7B-shaped model (one run with --report, ~12 min)
 #
 # Models go to data/models/bench-* (git-ignored; delete them afterwards);
 # results to data/outputs/bench-report/.
@@ -33,16 +33,20 @@ seconds() { # command... → wall seconds on stdout
     cat "$out/time"
 }
 
-# The whole run with --report, then the same run without it, then
-# tpa-report alone on the run's own result and spectra (best of 3).
-measure() { # name model
+# The whole run with --report, then the same run without it (unless the
+# third argument is "once"), then tpa-report alone on the run's own result
+# and spectra (best of 3).
+measure() { # name model [once]
     local name=$1 model=$2
     cat "$model"/*.safetensors >/dev/null
     local with without report size matrices
     with=$(seconds "$bin"/tpa-transformer --model-path "$model" --out "$out/$name.csv" \
         --report "$out/$name" --no-gpu --quiet)
-    without=$(seconds "$bin"/tpa-transformer --model-path "$model" --out "$out/$name.plain.csv" \
-        --no-gpu --quiet)
+    without="(not run)"
+    if [ "${3:-}" != once ]; then
+        without=$(seconds "$bin"/tpa-transformer --model-path "$model" --out "$out/$name.plain.csv" \
+            --no-gpu --quiet)
+    fi
     report=999
     for _ in 1 2 3; do
         t=$(seconds "$bin"/tpa-report "$out/$name.csv" --spectra "$out/$name/spectra.safetensors" \
@@ -60,5 +64,6 @@ measure minilm data/models/all-MiniLM-L6-v2
 measure llama-1.1b "$(llama bench-llama-1b 2048 5632 22 512)"
 measure moe-11k "$(moe)"
 if [ "${1:-}" = "--7b" ]; then
-    measure llama-7b "$(llama bench-llama-7b 4096 11008 32 4096)"
+    # One run (12 min); its time without --report is bench-transformer.sh --7b's.
+    measure llama-7b "$(llama bench-llama-7b 4096 11008 32 4096)" once
 fi

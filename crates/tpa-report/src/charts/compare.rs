@@ -8,9 +8,9 @@ use super::{Chart, series_style};
 use crate::draw::axis::AxisSpec;
 use crate::draw::plot::{Layer, LegendEntry, Plot};
 use crate::draw::scale::format_number;
-use crate::draw::{Color, Stroke, palette};
+use crate::draw::{Color, Stroke};
 use crate::input::{Input, Matrix};
-use crate::layers::{block_type_of, order};
+use crate::layers::order;
 use crate::metrics::Metric;
 
 /// Matrices of `other` paired with the reference's of the same name.
@@ -61,7 +61,19 @@ pub fn scatter(reference: &Input, other: &Input, index: usize, metric: Metric) -
     if pairs.is_empty() {
         return None;
     }
-    let axis = |label: &str| AxisSpec::new(format!("{} — {label}", metric.name()), metric.axis());
+    // Both axes span the same values, so that y = x is the diagonal.
+    let (lo, hi) = pairs
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .filter(|v| metric.axis() != crate::draw::scale::Kind::Log || *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let axis = |label: &str| {
+        AxisSpec::new(format!("{} — {label}", metric.name()), metric.axis())
+            .include(lo)
+            .include(hi)
+    };
     let mut plot = Plot::new(
         format!(
             "{}: {} against {}",
@@ -169,9 +181,4 @@ pub fn describe_change(c: &Changed) -> String {
         Some(d) => format_number(d),
         None => "–".into(),
     }
-}
-
-/// The colour of block type of a series (for table swatches).
-pub fn series_color(series: &str) -> Color {
-    palette::block_type(block_type_of(series)).0
 }

@@ -146,7 +146,7 @@ pub fn delta_heatmap(
     }
     let map = Heatmap {
         title: format!(
-            "{}: change of the {} from {}",
+            "{}: change of {} from {}",
             other.label,
             metric.name(),
             reference.label

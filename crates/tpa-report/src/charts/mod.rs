@@ -52,9 +52,3 @@ pub fn series_legend(series: &str) -> LegendEntry {
 pub fn band(color: Color) -> Color {
     color.with_alpha(0.16)
 }
-
-/// `model.layers.3.self_attn.q_proj.weight` → `q_proj` lookups are done by
-/// block type; this shortens names for titles.
-pub fn short_name(name: &str) -> String {
-    crate::draw::text::fit(name, 12.0, 260.0)
-}

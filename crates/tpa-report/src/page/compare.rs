@@ -38,7 +38,16 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
     let mut all_charts: Vec<Chart> = Vec::new();
 
     // Overview: one column per model.
-    let facts: Vec<Vec<(String, String)>> = inputs.iter().map(overview::facts).collect();
+    // The "model" fact is each column's header.
+    let facts: Vec<Vec<(String, String)>> = inputs
+        .iter()
+        .map(|i| {
+            overview::facts(i)
+                .into_iter()
+                .filter(|(k, _)| k != "model")
+                .collect()
+        })
+        .collect();
     let mut keys: Vec<String> = Vec::new();
     for f in &facts {
         for (k, _) in f {
@@ -70,8 +79,15 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
         false,
     );
     let statements: Vec<String> = inputs.iter().map(overview::sampling).collect();
-    for (input, s) in inputs.iter().zip(&statements) {
-        body.push_str(&sections::strong(&format!("{}: {s}", input.label)));
+    if statements.iter().all(|s| *s == statements[0]) {
+        body.push_str(&sections::strong(&format!(
+            "Every model: {}",
+            statements[0]
+        )));
+    } else {
+        for (input, s) in inputs.iter().zip(&statements) {
+            body.push_str(&sections::strong(&format!("{}: {s}", input.label)));
+        }
     }
     page.section("overview", "Overview", body);
     md.heading(2, "Overview");

@@ -40,7 +40,7 @@ pub fn report(input: &Input, options: &Options) -> Report {
     let facts_list = overview::facts(input);
     let statement = overview::sampling(input);
     let mut body = facts(&facts_list);
-    body.push_str(&format!("<p><strong>{}</strong></p>", escape(&statement)));
+    body.push_str(&sections::strong(&statement));
     body.push_str(&sections::tallies_html(matrices));
     page.section("overview", "Overview", body);
     md.heading(2, "Overview");
