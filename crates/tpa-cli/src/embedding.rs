@@ -17,7 +17,7 @@ use tpa_core::records::embedding::{ClusteringReport, CurveRow, RunReport, cluste
 use tpa_core::records::{AnalyzeRecord, TransformerRecord, rows};
 use tpa_core::tensors::MatrixView;
 use tpa_core::writers::{Format, prepare_output, write_atomically, write_table};
-use tpa_report::charts::embedding::{KPoint, sweep_curve};
+use tpa_report::charts::embedding::sweep_curve;
 
 use crate::common::{self, Gpu, GpuProbe, ModelArgs, StatsArgs};
 use crate::progress;
@@ -374,15 +374,6 @@ fn write_outputs(
         "clusters",
         None,
     )?;
-    let points: Vec<KPoint> = report
-        .curve
-        .iter()
-        .map(|c| KPoint {
-            k: c.k,
-            f_ratio: c.f_ratio,
-            silhouette: c.silhouette,
-        })
-        .collect();
     let title = format!(
         "{}: F-ratio over k{}",
         report.tensor,
@@ -394,7 +385,7 @@ fn write_outputs(
     );
     let criterion = serde_json::to_value(report.criterion)?;
     let scene = sweep_curve(
-        &points,
+        &report.curve,
         report.optimal_k,
         criterion.as_str().unwrap_or("anova"),
         &title,

@@ -1,7 +1,7 @@
 //! What `tpa-embedding` writes: the clustering report (JSON) and its
 //! per-cluster summary (CSV).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Cell, Record};
 use crate::analyses::embedding::scores::format_p_value;
@@ -9,8 +9,8 @@ use crate::analyses::embedding::sweep::{Criterion, KScore, Sweep};
 use crate::analyses::embedding::tokens::{TokenNames, is_meaningful};
 
 /// `clustering_results.json`: the original's fields first, then the curve
-/// and how the run was made.
-#[derive(Debug, Clone, Serialize)]
+/// and how the run was made. tpa-report reads it back with the same type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusteringReport {
     pub optimal_k: usize,
     /// Mean sampled silhouette of the final clustering.
@@ -26,7 +26,7 @@ pub struct ClusteringReport {
 }
 
 /// One cluster of the final clustering.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterReport {
     pub cluster_id: usize,
     pub size: usize,
@@ -47,7 +47,7 @@ pub struct ClusterReport {
 }
 
 /// One k of the sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurveRow {
     pub k: usize,
     pub f_ratio: Option<f64>,
@@ -64,7 +64,7 @@ pub struct CurveRow {
 }
 
 /// How the run was made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub model_path: String,
     pub model_id: String,

@@ -103,20 +103,29 @@ fn esd(m: &Matrix, lambda: &[f64]) -> Plot {
         tips: Vec::new(),
     });
     if let Some((xmin, alpha, share)) = tail(m, lambda) {
-        let pdf = |l: f64| share * (alpha - 1.0) / xmin * (l / xmin).powf(-alpha);
-        plot.layer(Layer::Line {
-            points: logspace(xmin, hi, 60).map(|l| (l, pdf(l))).collect(),
-            stroke: Stroke::dashed(FIT, 1.8),
-            marker: None,
-            tips: Vec::new(),
-        });
-        plot.layer(Layer::VLine {
-            x: xmin,
-            stroke: Stroke::solid(FIT, 1.0),
-            label: Some("xmin".into()),
+        // The tail's density, scaled by its share of all eigenvalues.
+        fit_overlay(&mut plot, xmin, hi, |l| {
+            share * (alpha - 1.0) / xmin * (l / xmin).powf(-alpha)
         });
     }
     plot
+}
+
+/// The fitted power law from xmin to `hi` (dashed) and the xmin line.
+fn fit_overlay(plot: &mut Plot, xmin: f64, hi: f64, curve: impl Fn(f64) -> f64) {
+    plot.layer(Layer::Line {
+        points: logspace(xmin, hi.max(xmin), 60)
+            .map(|l| (l, curve(l)))
+            .collect(),
+        stroke: Stroke::dashed(FIT, 1.8),
+        marker: None,
+        tips: Vec::new(),
+    });
+    plot.layer(Layer::VLine {
+        x: xmin,
+        stroke: Stroke::solid(FIT, 1.0),
+        label: Some("xmin".into()),
+    });
 }
 
 /// Indices of `n` ascending values to draw: log-spaced by value, plus the
@@ -159,18 +168,8 @@ fn ccdf(m: &Matrix, lambda: &[f64]) -> Plot {
         tips: Vec::new(),
     });
     if let (Some((xmin, alpha, share)), Some(&hi)) = (tail(m, lambda), lambda.last()) {
-        plot.layer(Layer::Line {
-            points: logspace(xmin, hi.max(xmin), 60)
-                .map(|l| (l, share * (l / xmin).powf(1.0 - alpha)))
-                .collect(),
-            stroke: Stroke::dashed(FIT, 1.8),
-            marker: None,
-            tips: Vec::new(),
-        });
-        plot.layer(Layer::VLine {
-            x: xmin,
-            stroke: Stroke::solid(FIT, 1.0),
-            label: Some("xmin".into()),
+        fit_overlay(&mut plot, xmin, hi, |l| {
+            share * (l / xmin).powf(1.0 - alpha)
         });
     }
     plot

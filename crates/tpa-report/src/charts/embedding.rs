@@ -7,24 +7,16 @@ use crate::draw::axis::AxisSpec;
 use crate::draw::plot::{Bar, Layer, Plot};
 use crate::draw::scale::{Kind, format_number};
 use crate::draw::{Color, Scene, Stroke};
-use crate::input::Embedding;
+use crate::input::{CurveRow, Embedding};
 
 const F_COLOR: Color = Color::hex(0x0072B2);
 const S_COLOR: Color = Color::hex(0xD55E00);
 const CHOSEN: Color = Color::hex(0x333333);
 
-/// One k of a sweep, as drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KPoint {
-    pub k: usize,
-    pub f_ratio: Option<f64>,
-    pub silhouette: Option<f64>,
-}
-
 /// F against k above the silhouette against k, sharing the k axis, with
 /// the chosen k marked in both. Two panels instead of two y axes: each
 /// curve gets its own honest scale.
-pub fn sweep_curve(points: &[KPoint], chosen_k: usize, criterion: &str, title: &str) -> Scene {
+pub fn sweep_curve(points: &[CurveRow], chosen_k: usize, criterion: &str, title: &str) -> Scene {
     let f: Vec<(f64, f64)> = points
         .iter()
         .filter_map(|p| Some((p.k as f64, p.f_ratio?)))
@@ -98,16 +90,8 @@ pub fn sweep_curve(points: &[KPoint], chosen_k: usize, criterion: &str, title: &
 }
 
 /// The embedding section's charts; their names end in `suffix`.
-pub fn embedding_charts(e: &Embedding, suffix: &str) -> Vec<Chart> {
-    let points: Vec<KPoint> = e
-        .curve
-        .iter()
-        .map(|c| KPoint {
-            k: c.k,
-            f_ratio: c.f_ratio,
-            silhouette: c.silhouette,
-        })
-        .collect();
+pub fn embedding_charts(embedding: &Embedding, suffix: &str) -> Vec<Chart> {
+    let e = &embedding.report;
     let sampled = if e.run.sweep_sampled {
         format!(" (sweep on {} sampled rows)", e.run.sweep_rows)
     } else {
@@ -116,7 +100,7 @@ pub fn embedding_charts(e: &Embedding, suffix: &str) -> Vec<Chart> {
     let title = format!("{}: F-ratio over k{sampled}", e.tensor);
     let mut charts = vec![Chart::new(
         format!("embedding_curve{suffix}"),
-        sweep_curve(&points, e.optimal_k, &e.criterion, &title),
+        sweep_curve(&e.curve, e.optimal_k, &embedding.criterion(), &title),
     )];
     let mut sizes = Plot::new(
         format!("Cluster sizes at k = {}", e.optimal_k),

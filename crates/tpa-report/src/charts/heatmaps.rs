@@ -13,19 +13,49 @@ use crate::metrics::Metric;
 /// Width the heatmaps are laid out for.
 pub const WIDTH: f64 = 900.0;
 
-/// The rows (series) and columns (every layer from the first to the last).
-fn frame(series: &[(String, Vec<Cell>)]) -> (Vec<String>, Vec<u32>) {
-    let rows = series.iter().map(|(n, _)| n.clone()).collect();
+/// What a heatmap shows, besides its cells.
+struct Labels {
+    title: String,
+    note: &'static str,
+    value_label: String,
+    colors: Colors,
+}
+
+/// The heatmap of grouped cells: rows are the series, columns every layer
+/// from the first to the last; `None` when there are no cells.
+fn heatmap_of(
+    series: &[(String, Vec<Cell>)],
+    labels: Labels,
+    tip: impl Fn(&str, &Cell) -> String,
+) -> Option<Heatmap> {
     let layers = series
         .iter()
         .flat_map(|(_, cells)| cells.iter().map(|c| c.layer));
     let (lo, hi) = layers.fold((u32::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
-    let columns = if lo <= hi {
-        (lo..=hi).collect()
-    } else {
-        Vec::new()
-    };
-    (rows, columns)
+    if lo > hi {
+        return None;
+    }
+    let width = (hi - lo + 1) as usize;
+    let mut values = vec![vec![None; width]; series.len()];
+    let mut tips = vec![vec![String::new(); width]; series.len()];
+    for (r, (name, cells)) in series.iter().enumerate() {
+        for c in cells {
+            let col = (c.layer - lo) as usize;
+            values[r][col] = Some(c.mean);
+            tips[r][col] = tip(name, c);
+        }
+    }
+    Some(Heatmap {
+        title: labels.title,
+        note: Some(labels.note.into()),
+        rows: series.iter().map(|(n, _)| n.clone()).collect(),
+        columns: (lo..=hi).map(|l| l.to_string()).collect(),
+        x_label: "layer".into(),
+        value_label: labels.value_label,
+        values,
+        tips,
+        colors: labels.colors,
+    })
 }
 
 fn cell_tip(series: &str, metric: Metric, c: &Cell) -> String {
@@ -50,33 +80,17 @@ fn cell_tip(series: &str, metric: Metric, c: &Cell) -> String {
 
 /// The heatmap of `metric`; `None` when no matrix inside a layer has it.
 pub fn heatmap(matrices: &[Matrix], metric: Metric) -> Option<Chart> {
-    let series = by_series(matrices, metric);
-    let (rows, columns) = frame(&series);
-    if columns.is_empty() {
-        return None;
-    }
-    let mut values = vec![vec![None; columns.len()]; rows.len()];
-    let mut tips = vec![vec![String::new(); columns.len()]; rows.len()];
-    for (r, (name, cells)) in series.iter().enumerate() {
-        for c in cells {
-            let col = (c.layer - columns[0]) as usize;
-            values[r][col] = Some(c.mean);
-            tips[r][col] = cell_tip(name, metric, c);
-        }
-    }
-    let map = Heatmap {
+    let labels = Labels {
         title: format!("{} by layer and block type", metric.name()),
-        note: Some("hover over a cell for its value and matrix; grey: no such matrix".into()),
-        rows,
-        columns: columns.iter().map(u32::to_string).collect(),
-        x_label: "layer".into(),
+        note: "hover over a cell for its value and matrix; grey: no such matrix",
         value_label: metric.name().into(),
-        values,
-        tips,
         colors: Colors::Sequential {
             log: metric.axis() == Kind::Log,
         },
     };
+    let map = heatmap_of(&by_series(matrices, metric), labels, |name, c| {
+        cell_tip(name, metric, c)
+    })?;
     Some(Chart::new(
         format!("heatmap_{}", metric.key()),
         map.render(WIDTH),
@@ -122,44 +136,29 @@ pub fn delta_heatmap(
     let series = group(&other.result.matrices, |m| {
         change(metric, *base.get(m.name.as_str())?, metric.of(m)?)
     });
-    let (rows, columns) = frame(&series);
-    if columns.is_empty() {
-        return None;
-    }
-    let mut values = vec![vec![None; columns.len()]; rows.len()];
-    let mut tips = vec![vec![String::new(); columns.len()]; rows.len()];
-    for (r, (name, cells)) in series.iter().enumerate() {
-        for c in cells {
-            let col = (c.layer - columns[0]) as usize;
-            values[r][col] = Some(c.mean);
-            tips[r][col] = format!(
-                "layer {} · {name}: change of {} = {}{}",
-                c.layer,
-                metric.name(),
-                format_number(c.mean),
-                c.only
-                    .as_ref()
-                    .map(|n| format!("\n{n}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    let map = Heatmap {
+    let labels = Labels {
         title: format!(
             "{}: change of {} from {}",
             other.label,
             metric.name(),
             reference.label
         ),
-        note: Some("matrices matched by name; blue: lower than the reference, red: higher".into()),
-        rows,
-        columns: columns.iter().map(u32::to_string).collect(),
-        x_label: "layer".into(),
+        note: "matrices matched by name; blue: lower than the reference, red: higher",
         value_label: change_label(metric),
-        values,
-        tips,
         colors: Colors::Diverging,
     };
+    let map = heatmap_of(&series, labels, |name, c| {
+        format!(
+            "layer {} · {name}: change of {} = {}{}",
+            c.layer,
+            metric.name(),
+            format_number(c.mean),
+            c.only
+                .as_ref()
+                .map(|n| format!("\n{n}"))
+                .unwrap_or_default()
+        )
+    })?;
     Some(Chart::new(
         format!("delta_{}_{index}_{}", metric.key(), slug(&other.label)),
         map.render(WIDTH),

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use embedding::{Cluster, CurvePoint, Embedding, Run as EmbeddingRun};
+pub use embedding::{ClusterReport, ClusteringReport, CurveRow, Embedding, RunReport};
 pub use matrix::Matrix;
 pub use result::{Kind, ResultFile};
 pub use spectra::SpectraFile;

@@ -3,6 +3,7 @@
 
 use super::html::{self, Page, Td, escape, figure, note};
 use super::markdown::{Markdown, code};
+use super::sections::ChartSection;
 use super::{model::alerts_html, overview, sections};
 use crate::alerts::{self, Alert};
 use crate::charts::compare::{describe_change, most_changed, scatter, unmatched};
@@ -106,19 +107,18 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
     sections::alerts_markdown(&mut md, &alerts);
 
     // Overlaid layer profiles.
-    let profiles = charts::profiles::compare_profiles(inputs);
-    if !profiles.is_empty() {
-        let mut body = note(
-            "One panel per block type; one line per model. Experts: the mean of a layer's experts.",
-        );
-        md.heading(2, "Layer profiles");
-        for chart in &profiles {
-            body.push_str(&figure(chart, ""));
-            md.chart(&chart.name, &chart.scene.title);
-        }
-        page.section("profiles", "Layer profiles", body);
-        all_charts.extend(profiles);
+    ChartSection {
+        id: "profiles",
+        title: "Layer profiles",
+        intro: "One panel per block type; one line per model. Experts: the mean of a layer's experts.",
     }
+    .add(
+        &mut page,
+        &mut md,
+        charts::profiles::compare_profiles(inputs),
+        |_| String::new(),
+        &mut all_charts,
+    );
 
     // Paired scatters and Δ heatmaps against the reference.
     let mut scatter_body = note(&format!(
@@ -254,17 +254,18 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
     page.section("changed", "Most changed", changed_body);
     page.section("unmatched", "Unmatched", unmatched_body);
 
-    let distributions = charts::distributions::compare_distributions(inputs);
-    if !distributions.is_empty() {
-        let mut body = String::new();
-        md.heading(2, "Distributions");
-        for chart in &distributions {
-            body.push_str(&figure(chart, ""));
-            md.chart(&chart.name, &chart.scene.title);
-        }
-        page.section("distributions", "Distributions", body);
-        all_charts.extend(distributions);
+    ChartSection {
+        id: "distributions",
+        title: "Distributions",
+        intro: "",
     }
+    .add(
+        &mut page,
+        &mut md,
+        charts::distributions::compare_distributions(inputs),
+        |_| String::new(),
+        &mut all_charts,
+    );
 
     for (i, input) in inputs.iter().enumerate() {
         if let Some(e) = &input.embedding {

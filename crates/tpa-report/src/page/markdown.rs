@@ -30,6 +30,15 @@ impl Markdown {
         self.0.push('\n');
     }
 
+    /// Label–value pairs as a two-column table.
+    pub fn facts(&mut self, pairs: &[(String, String)]) {
+        let rows: Vec<Vec<String>> = pairs
+            .iter()
+            .map(|(k, v)| vec![k.clone(), v.clone()])
+            .collect();
+        self.table(&["", ""], &rows);
+    }
+
     /// An image of a chart.
     pub fn chart(&mut self, name: &str, alt: &str) {
         let _ = write!(self.0, "![{}](charts/{name}.svg)\n\n", cell(alt));

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::html::{self, Page, Td, escape, facts, figure, note};
 use super::markdown::{Markdown, code};
+use super::sections::ChartSection;
 use super::{overview, relative_link, sections};
 use crate::alerts::{self, Alert, Severity};
 use crate::charts::{self, Chart, cards};
@@ -44,13 +45,7 @@ pub fn report(input: &Input, options: &Options) -> Report {
     body.push_str(&sections::tallies_html(matrices));
     page.section("overview", "Overview", body);
     md.heading(2, "Overview");
-    md.table(
-        &["", ""],
-        &facts_list
-            .iter()
-            .map(|(k, v)| vec![k.clone(), v.clone()])
-            .collect::<Vec<_>>(),
-    );
+    md.facts(&facts_list);
     md.paragraph(&statement);
 
     // 2. Alerts
@@ -58,20 +53,19 @@ pub fn report(input: &Input, options: &Options) -> Report {
     sections::alerts_markdown(&mut md, &alerts);
 
     // 3. Layer profiles
-    let profiles = charts::profiles::layer_profiles(matrices);
-    if !profiles.is_empty() {
-        let mut body = note(
-            "Each line is one block type across the layers (Martin, Peng & Mahoney 2021, Fig. 4). \
-             Hover over a point for its matrix and value.",
-        );
-        md.heading(2, "Layer profiles");
-        for chart in &profiles {
-            body.push_str(&figure(chart, &profile_caption(&chart.name)));
-            md.chart(&chart.name, &chart.scene.title);
-        }
-        page.section("profiles", "Layer profiles", body);
-        all_charts.extend(profiles);
+    ChartSection {
+        id: "profiles",
+        title: "Layer profiles",
+        intro: "Each line is one block type across the layers (Martin, Peng & Mahoney 2021, \
+                Fig. 4). Hover over a point for its matrix and value.",
     }
+    .add(
+        &mut page,
+        &mut md,
+        charts::profiles::layer_profiles(matrices),
+        |chart| profile_caption(&chart.name),
+        &mut all_charts,
+    );
 
     // 4. Heatmaps
     let heatmaps: Vec<(Metric, Chart)> = Metric::present(matrices)
@@ -105,21 +99,23 @@ pub fn report(input: &Input, options: &Options) -> Report {
     }
 
     // 5. Distributions
-    let distributions = charts::distributions::distributions(matrices);
-    if !distributions.is_empty() {
-        let mut body = String::new();
-        md.heading(2, "Distributions");
-        for chart in &distributions {
-            body.push_str(&figure(
-                chart,
-                "Matrices with both sides > 1; α only where there are ≥ 10 eigenvalues, as WeightWatcher fits. \
-                 Embeddings and the output head are marked, not counted (Martin et al. 2021, Fig. 8).",
-            ));
-            md.chart(&chart.name, &chart.scene.title);
-        }
-        page.section("distributions", "Distributions", body);
-        all_charts.extend(distributions);
+    ChartSection {
+        id: "distributions",
+        title: "Distributions",
+        intro: "",
     }
+    .add(
+        &mut page,
+        &mut md,
+        charts::distributions::distributions(matrices),
+        |_| {
+            "Matrices with both sides > 1; α only where there are ≥ 10 eigenvalues, as \
+             WeightWatcher fits. Embeddings and the output head are marked, not counted \
+             (Martin et al. 2021, Fig. 8)."
+                .into()
+        },
+        &mut all_charts,
+    );
 
     // 6. Spectrum cards
     let (body, cards) = cards_section(input, &alerts, options, &mut md);

@@ -184,7 +184,7 @@ pub fn sampling(input: &Input) -> String {
              tensor; ranks come from complete float64 spectra."
             .to_owned(),
     };
-    if let Some(e) = &input.embedding {
+    if let Some(e) = input.embedding.as_ref().map(|e| &e.report) {
         if e.run.sweep_sampled {
             text.push_str(&format!(
                 " The embedding's k-means sweep ran on {} seeded sample rows (the chosen k was refit on all {} tokens).",

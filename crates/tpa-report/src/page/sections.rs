@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::html::{self, Td, escape, facts, figure, group_digits, note};
+use super::html::{self, Page, Td, escape, facts, figure, group_digits, note};
 use super::markdown::{Markdown, code};
 use super::overview::tallies;
 use crate::alerts::Alert;
@@ -167,8 +167,9 @@ pub fn block_summary_html(matrices: &[Matrix], alerts: &[Alert]) -> String {
 
 /// The embedding section: facts, the sweep curve, cluster sizes and
 /// silhouettes, and the representative tokens. Chart names end in `suffix`.
-pub fn embedding(e: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec<Chart>) {
-    let charts = crate::charts::embedding::embedding_charts(e, suffix);
+pub fn embedding(embedding: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec<Chart>) {
+    let charts = crate::charts::embedding::embedding_charts(embedding, suffix);
+    let e = &embedding.report;
     let list = vec![
         ("tensor".to_owned(), e.tensor.clone()),
         (
@@ -179,7 +180,7 @@ pub fn embedding(e: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec
                 e.embedding_dimension
             ),
         ),
-        ("criterion".into(), e.criterion.clone()),
+        ("criterion".into(), embedding.criterion()),
         ("chosen k".into(), e.optimal_k.to_string()),
         (
             "mean silhouette".into(),
@@ -203,7 +204,7 @@ pub fn embedding(e: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec
             ),
         ),
         ("engine".into(), e.run.engine.clone()),
-        ("from".into(), e.path.display().to_string()),
+        ("from".into(), embedding.path.display().to_string()),
     ];
     let mut body = facts(&list);
     body.push_str(&note(
@@ -211,13 +212,7 @@ pub fn embedding(e: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec
          smallest k: read the whole curve and the silhouettes before calling a k the structure.",
     ));
     md.heading(2, "Embedding");
-    md.table(
-        &["", ""],
-        &list
-            .iter()
-            .map(|(k, v)| vec![k.clone(), v.clone()])
-            .collect::<Vec<_>>(),
-    );
+    md.facts(&list);
     for chart in &charts {
         body.push_str(&figure(chart, ""));
         md.chart(&chart.name, &chart.scene.title);
@@ -253,6 +248,43 @@ pub fn embedding(e: &Embedding, md: &mut Markdown, suffix: &str) -> (String, Vec
         true,
     ));
     (body, charts)
+}
+
+/// A section of charts in both pages: each chart inline in the HTML with
+/// its caption, and as an image in report.md. Nothing when there are none.
+pub struct ChartSection<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// A note above the charts.
+    pub intro: &'a str,
+}
+
+impl ChartSection<'_> {
+    /// Adds the section, then moves the charts into `all`, to be written.
+    pub fn add(
+        &self,
+        page: &mut Page,
+        md: &mut Markdown,
+        charts: Vec<Chart>,
+        caption: impl Fn(&Chart) -> String,
+        all: &mut Vec<Chart>,
+    ) {
+        if charts.is_empty() {
+            return;
+        }
+        let mut body = if self.intro.is_empty() {
+            String::new()
+        } else {
+            note(self.intro)
+        };
+        md.heading(2, self.title);
+        for chart in &charts {
+            body.push_str(&figure(chart, &caption(chart)));
+            md.chart(&chart.name, &chart.scene.title);
+        }
+        page.section(self.id, self.title, body);
+        all.extend(charts);
+    }
 }
 
 /// Escaped text in a paragraph (for statements).
