@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Report (with --report DIR)")]
     pub report_flags: ReportFlags,
 
     /// No progress bar and no summary; errors and warnings still go to stderr.
@@ -82,7 +82,8 @@ pub struct Args {
 
 /// Entry point of the `tpa-analyze` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args =
+        crate::report::parse_with_report_flags(|a: &Args| (a.report.is_some(), &a.report_flags));
     crate::exit_code(run(&args))
 }
 

@@ -89,6 +89,36 @@ pub struct ReportFlags {
     pub png: bool,
 }
 
+impl ReportFlags {
+    /// The first report flag given, when one is.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.fail_on.is_some(), "--fail-on"),
+            (self.png, "--png"),
+            (self.title.is_some(), "--title"),
+            (self.cards != Cards::default(), "--cards"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
+/// Parses a tool's arguments; report flags without `--report DIR` are a
+/// usage error (exit 2), not silently ignored.
+pub(crate) fn parse_with_report_flags<A: Parser>(report: impl Fn(&A) -> (bool, &ReportFlags)) -> A {
+    let args = A::parse();
+    let (has_report, flags) = report(&args);
+    if let (false, Some(flag)) = (has_report, flags.first_given()) {
+        A::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{flag} needs --report DIR"),
+            )
+            .exit();
+    }
+    args
+}
+
 /// Alerts matched `--fail-on`: the tool exits with 3 after writing the report.
 #[derive(Debug)]
 pub struct GateFailed {

@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Report (with --report DIR)")]
     pub report_flags: ReportFlags,
 
     #[command(flatten)]
@@ -100,7 +100,8 @@ pub struct Args {
 
 /// Entry point of the `tpa-transformer` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args =
+        crate::report::parse_with_report_flags(|a: &Args| (a.report.is_some(), &a.report_flags));
     crate::exit_code(run(&args))
 }
 

@@ -49,7 +49,7 @@ fn fit_note(m: &Matrix, lambda: &[f64]) -> String {
     let short = |v: f64| format!("{v:.3}");
     match tail(m, lambda) {
         Some((xmin, alpha, share)) => format!(
-            "α {} · xmin {} · D {} · tail {:.0}%; dashed: the fit",
+            "α {} · xmin {} · D {} · tail {:.0}% of λ",
             short(alpha),
             format_number(xmin),
             m.ks_distance.map_or("–".into(), short),

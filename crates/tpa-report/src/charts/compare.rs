@@ -74,21 +74,13 @@ pub fn scatter(reference: &Input, other: &Input, index: usize, metric: Metric) -
             .include(lo)
             .include(hi)
     };
-    let mut plot = Plot::new(
-        format!(
-            "{}: {} against {}",
-            metric.name(),
-            other.label,
-            reference.label
-        ),
-        axis(&reference.label),
-        axis(&other.label),
-    )
-    .size(560.0, 420.0)
-    .note(format!(
-        "{} matrices matched by name; dashed: y = x",
-        pairs.len()
-    ));
+    // The section names the models; the axes say which is which.
+    let mut plot = Plot::new(metric.name(), axis(&reference.label), axis(&other.label))
+        .size(560.0, 420.0)
+        .note(format!(
+            "{} matrices matched by name; dashed: y = x",
+            pairs.len()
+        ));
     plot.layer(Layer::Diagonal {
         stroke: Stroke::dashed(Color::MUTED, 1.0),
     });

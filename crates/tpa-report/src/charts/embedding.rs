@@ -81,6 +81,8 @@ pub fn sweep_curve(points: &[CurveRow], chosen_k: usize, criterion: &str, title:
         stroke: Stroke::solid(S_COLOR, 1.8),
         marker: Some(crate::draw::Marker::Square),
     });
+    let left = top.natural_left().max(bottom.natural_left());
+    (top.left, bottom.left) = (Some(left), Some(left));
     let (top, bottom) = (top.render(), bottom.render());
     let mut scene = Scene::new(top.width, top.height + bottom.height, title);
     let h = top.height;

@@ -117,6 +117,9 @@ pub struct Plot {
     pub y: AxisSpec,
     pub layers: Vec<Layer>,
     pub legend: Vec<LegendEntry>,
+    /// The plot area's left edge, when panels stacked above each other must
+    /// line up; default: what the y tick labels need.
+    pub left: Option<f64>,
 }
 
 const TITLE_SIZE: f64 = 14.0;
@@ -136,6 +139,7 @@ impl Plot {
             y,
             layers: Vec::new(),
             legend: Vec::new(),
+            left: None,
         }
     }
 
@@ -166,19 +170,31 @@ impl Plot {
         })
     }
 
+    fn height(&self) -> f64 {
+        self.height
+            .max(self.legend.len() as f64 * LEGEND_ROW + 60.0)
+    }
+
+    fn top(&self) -> f64 {
+        30.0 + if self.note.is_some() { 15.0 } else { 0.0 }
+    }
+
+    /// The left edge the y tick labels need.
+    pub fn natural_left(&self) -> f64 {
+        let (_, ye) = self.extents();
+        let (top, bottom) = (self.top(), self.height() - 46.0);
+        let probe_y = self.y.scale(ye, bottom, top);
+        16.0 + axis::widest(&axis::ticks(&probe_y, bottom - top, false)) + 22.0
+    }
+
     /// Lays the chart out and draws it.
     pub fn render(&self) -> Scene {
         let legend_width = self.legend_width();
-        let rows_fit = self.legend.len() as f64 * LEGEND_ROW + 60.0;
-        let height = self.height.max(rows_fit);
+        let height = self.height();
         let mut scene = Scene::new(self.width, height, self.title.clone());
-        let top = 30.0 + if self.note.is_some() { 15.0 } else { 0.0 };
-        let bottom = height - 46.0;
-
+        let (top, bottom) = (self.top(), height - 46.0);
         let (xe, ye) = self.extents();
-        let probe_y = self.y.scale(ye, bottom, top);
-        let y_ticks = axis::ticks(&probe_y, bottom - top, false);
-        let left = 16.0 + axis::widest(&y_ticks) + 22.0;
+        let left = self.left.unwrap_or_else(|| self.natural_left());
         let right = self.width - 14.0 - legend_width;
         let frame = Frame {
             left,

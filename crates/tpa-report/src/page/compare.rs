@@ -116,7 +116,7 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
         &mut page,
         &mut md,
         charts::profiles::compare_profiles(inputs),
-        |_| String::new(),
+        |_| "Hover over a point for the model, the matrix and the value.".into(),
         &mut all_charts,
     );
 
@@ -135,7 +135,10 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
         let mut panels = Vec::new();
         for metric in Metric::ALL {
             if let Some(chart) = scatter(reference, other, index, metric) {
-                scatter_body.push_str(&figure(&chart, ""));
+                scatter_body.push_str(&figure(
+                    &chart,
+                    "Hover over a point for the matrix and both values.",
+                ));
                 md.chart(&chart.name, &chart.scene.title);
                 all_charts.push(chart);
             }
@@ -263,7 +266,7 @@ pub fn report(inputs: &[Input], options: &Options) -> Report {
         &mut page,
         &mut md,
         charts::distributions::compare_distributions(inputs),
-        |_| String::new(),
+        |_| "Each model's histogram as shares of its own matrices.".into(),
         &mut all_charts,
     );
 

@@ -90,13 +90,17 @@ pub fn facts(pairs: &[(String, String)]) -> String {
     out
 }
 
-/// A chart inline, with a caption and a link to its standalone file.
+/// A chart inline, with a caption and a link to its standalone file (none
+/// for an empty caption, as in the spectrum cards).
 pub fn figure(chart: &Chart, caption: &str) -> String {
+    let svg = svg::render(&chart.scene);
+    let name = &chart.name;
+    if caption.is_empty() {
+        return format!("<figure id=\"fig-{name}\">{svg}</figure>");
+    }
     format!(
-        "<figure id=\"fig-{name}\">{}<figcaption>{} <a href=\"charts/{name}.svg\">SVG</a></figcaption></figure>",
-        svg::render(&chart.scene),
-        escape(caption),
-        name = chart.name
+        "<figure id=\"fig-{name}\">{svg}<figcaption>{} <a href=\"charts/{name}.svg\">SVG</a></figcaption></figure>",
+        escape(caption)
     )
 }
 

@@ -149,7 +149,8 @@ pub fn facts(input: &Input) -> Vec<(String, String)> {
                 format!("{} ({})", group_digits(b), bytes(b))
             }),
     ));
-    if let Some(selection) = r.summary.as_ref().and_then(|s| s.get("selection")) {
+    let selection = r.summary.as_ref().and_then(|s| s.get("selection"));
+    if let Some(selection) = selection.filter(|s| !s.is_null()) {
         facts.push(("selection".into(), selection.to_string()));
     }
     match input.config() {

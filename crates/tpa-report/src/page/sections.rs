@@ -214,7 +214,7 @@ pub fn embedding(embedding: &Embedding, md: &mut Markdown, suffix: &str) -> (Str
     md.heading(2, "Embedding");
     md.facts(&list);
     for chart in &charts {
-        body.push_str(&figure(chart, ""));
+        body.push_str(&figure(chart, "Hover over a point or bar for its value."));
         md.chart(&chart.name, &chart.scene.title);
     }
     let rows: Vec<(Option<&str>, Vec<Td>)> = e
