@@ -25,7 +25,7 @@ Examples:
 Output columns (CSV, JSON, JSON Lines), in order:
   model_path, model_id, revision, param_name, layer_index, block_type, shape, rows, cols,
   rank, mean, std, var, sparsity, dtype, created_at        (the original analyze.py columns)
-  min, max, numel, nan_count, inf_count, expert_index, design_rank, nbytes, file   (new)
+  min, max, numel, nan_count, inf_count, expert_index, design_rank, nbytes, file, digest   (new)
 Statistics are exact, in float64, over the finite values. rank is the numerical rank of
 the 2-D view (σ > rank-rtol·σmax, from the complete f64 spectrum, as tpa-transformer);
 --no-rank leaves it empty for a fast pass. See the README for every definition.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tpa_report::alerts::{Alert, FailOn, Severity};
 use tpa_report::input::{Embedding, Input, SpectraFile, unique_labels};
 use tpa_report::{Cards, Options};
@@ -143,26 +143,36 @@ impl std::error::Error for GateFailed {}
 /// Entry point of the `tpa-report` binary.
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(problem) = args.usage_problem() {
+        Args::command()
+            .error(clap::error::ErrorKind::TooManyValues, problem)
+            .exit();
+    }
     crate::exit_code(run(&args))
+}
+
+impl Args {
+    /// Counts of arguments that do not fit together (a usage error, exit 2).
+    fn usage_problem(&self) -> Option<String> {
+        let n = self.results.len();
+        if self.spectra.len() > n || self.embedding.len() > n || self.label.len() > n {
+            return Some(format!(
+                "more --spectra, --embedding or --label than results ({n}); give them in the order of the results"
+            ));
+        }
+        (n > tpa_report::MAX_MODELS).then(|| {
+            format!(
+                "{n} results: a comparison takes at most {}",
+                tpa_report::MAX_MODELS
+            )
+        })
+    }
 }
 
 /// Runs the report described by `args`.
 pub fn run(args: &Args) -> Result<()> {
-    if args.spectra.len() > args.results.len()
-        || args.embedding.len() > args.results.len()
-        || args.label.len() > args.results.len()
-    {
-        bail!(
-            "more --spectra, --embedding or --label than results ({}); give them in the order of the results",
-            args.results.len()
-        );
-    }
-    if args.results.len() > tpa_report::MAX_MODELS {
-        bail!(
-            "{} results: a comparison takes at most {}",
-            args.results.len(),
-            tpa_report::MAX_MODELS
-        );
+    if let Some(problem) = args.usage_problem() {
+        bail!(problem);
     }
     let mut inputs = Vec::with_capacity(args.results.len());
     for (i, path) in args.results.iter().enumerate() {

@@ -25,7 +25,8 @@ its singular values in float64: Gram-matrix eigenvalues, redone with an SVD when
 value lies within 1% of the rank tolerance, so ranks equal LAPACK's f64 SVD. Nothing
 is sampled or truncated. Columns: the original transformer_analysis.py columns, then
 expert_index, rank_tol, norms, stable/effective rank, 50%/99% energy ranks, condition
-number, WeightWatcher alpha and friends, method, backend, seconds (see the README).
+number, WeightWatcher alpha and friends, method, backend, seconds, numel, NaN/Inf counts,
+nbytes, digest (of the stored bytes), alpha_xmin (see the README).
 
 Progress is saved to FILE.partial.jsonl as each matrix finishes; after a crash or
 Ctrl-C, --resume continues from there. The output itself is written at the end.
