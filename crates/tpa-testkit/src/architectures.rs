@@ -32,6 +32,76 @@ fn spec(name: String, dtype: Dtype, shape: &[usize], fill: &Fill) -> TensorSpec 
 
 /// Llama / Qwen naming (`model.layers.N.self_attn.q_proj.weight`, ...).
 pub fn llama(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
+    decoder(d, dtype, fill, |p| {
+        vec![
+            spec(
+                format!("{p}.mlp.gate_proj.weight"),
+                dtype,
+                &[d.intermediate, d.hidden],
+                fill,
+            ),
+            spec(
+                format!("{p}.mlp.up_proj.weight"),
+                dtype,
+                &[d.intermediate, d.hidden],
+                fill,
+            ),
+            spec(
+                format!("{p}.mlp.down_proj.weight"),
+                dtype,
+                &[d.hidden, d.intermediate],
+                fill,
+            ),
+        ]
+    })
+}
+
+/// Qwen3-MoE naming: Llama's attention, then per layer a router
+/// (`mlp.gate`) and `experts` routed experts of `moe_intermediate` rows
+/// (`mlp.experts.E.{gate,up,down}_proj`).
+pub fn moe(
+    d: Dims,
+    experts: usize,
+    moe_intermediate: usize,
+    dtype: Dtype,
+    fill: &Fill,
+) -> Vec<TensorSpec> {
+    decoder(d, dtype, fill, |p| {
+        let mut t = vec![spec(
+            format!("{p}.mlp.gate.weight"),
+            dtype,
+            &[experts, d.hidden],
+            fill,
+        )];
+        for e in 0..experts {
+            let q = format!("{p}.mlp.experts.{e}");
+            let (int, h) = (moe_intermediate, d.hidden);
+            t.push(spec(
+                format!("{q}.gate_proj.weight"),
+                dtype,
+                &[int, h],
+                fill,
+            ));
+            t.push(spec(format!("{q}.up_proj.weight"), dtype, &[int, h], fill));
+            t.push(spec(
+                format!("{q}.down_proj.weight"),
+                dtype,
+                &[h, int],
+                fill,
+            ));
+        }
+        t
+    })
+}
+
+/// A Llama-style decoder: embedding; per layer the attention projections,
+/// `mlp(prefix)`'s tensors and the two norms; the final norm and lm_head.
+fn decoder(
+    d: Dims,
+    dtype: Dtype,
+    fill: &Fill,
+    mlp: impl Fn(&str) -> Vec<TensorSpec>,
+) -> Vec<TensorSpec> {
     let mut t = vec![spec(
         "model.embed_tokens.weight".into(),
         dtype,
@@ -54,105 +124,7 @@ pub fn llama(d: Dims, dtype: Dtype, fill: &Fill) -> Vec<TensorSpec> {
                 fill,
             ));
         }
-        t.push(spec(
-            format!("{p}.mlp.gate_proj.weight"),
-            dtype,
-            &[d.intermediate, d.hidden],
-            fill,
-        ));
-        t.push(spec(
-            format!("{p}.mlp.up_proj.weight"),
-            dtype,
-            &[d.intermediate, d.hidden],
-            fill,
-        ));
-        t.push(spec(
-            format!("{p}.mlp.down_proj.weight"),
-            dtype,
-            &[d.hidden, d.intermediate],
-            fill,
-        ));
-        t.push(spec(
-            format!("{p}.input_layernorm.weight"),
-            dtype,
-            &[d.hidden],
-            fill,
-        ));
-        t.push(spec(
-            format!("{p}.post_attention_layernorm.weight"),
-            dtype,
-            &[d.hidden],
-            fill,
-        ));
-    }
-    t.push(spec("model.norm.weight".into(), dtype, &[d.hidden], fill));
-    t.push(spec(
-        "lm_head.weight".into(),
-        dtype,
-        &[d.vocab, d.hidden],
-        fill,
-    ));
-    t
-}
-
-/// Qwen3-MoE naming: Llama's attention, then per layer a router
-/// (`mlp.gate`) and `experts` routed experts of `moe_intermediate` rows
-/// (`mlp.experts.E.{gate,up,down}_proj`).
-pub fn moe(
-    d: Dims,
-    experts: usize,
-    moe_intermediate: usize,
-    dtype: Dtype,
-    fill: &Fill,
-) -> Vec<TensorSpec> {
-    let mut t = vec![spec(
-        "model.embed_tokens.weight".into(),
-        dtype,
-        &[d.vocab, d.hidden],
-        fill,
-    )];
-    for l in 0..d.layers {
-        let p = format!("model.layers.{l}");
-        for (proj, rows) in [
-            ("q_proj", d.hidden),
-            ("k_proj", d.kv_dim),
-            ("v_proj", d.kv_dim),
-            ("o_proj", d.hidden),
-        ] {
-            t.push(spec(
-                format!("{p}.self_attn.{proj}.weight"),
-                dtype,
-                &[rows, d.hidden],
-                fill,
-            ));
-        }
-        t.push(spec(
-            format!("{p}.mlp.gate.weight"),
-            dtype,
-            &[experts, d.hidden],
-            fill,
-        ));
-        for e in 0..experts {
-            let q = format!("{p}.mlp.experts.{e}");
-            t.push(spec(
-                format!("{q}.gate_proj.weight"),
-                dtype,
-                &[moe_intermediate, d.hidden],
-                fill,
-            ));
-            t.push(spec(
-                format!("{q}.up_proj.weight"),
-                dtype,
-                &[moe_intermediate, d.hidden],
-                fill,
-            ));
-            t.push(spec(
-                format!("{q}.down_proj.weight"),
-                dtype,
-                &[d.hidden, moe_intermediate],
-                fill,
-            ));
-        }
+        t.extend(mlp(&p));
         for norm in ["input_layernorm", "post_attention_layernorm"] {
             t.push(spec(format!("{p}.{norm}.weight"), dtype, &[d.hidden], fill));
         }

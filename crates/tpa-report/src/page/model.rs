@@ -176,14 +176,7 @@ pub fn alerts_html(alerts: &[Alert], model: Option<&str>) -> String {
         ));
     }
     out.push_str("</p>");
-    let mut headers = vec![
-        "severity",
-        "kind",
-        "tensor",
-        "value",
-        "threshold",
-        "message",
-    ];
+    let mut headers = sections::ALERT_COLUMNS.to_vec();
     if model.is_some() {
         headers.insert(0, "model");
     }

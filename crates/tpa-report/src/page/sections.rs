@@ -60,6 +60,16 @@ pub fn tallies_html(matrices: &[Matrix]) -> String {
     out
 }
 
+/// The columns of alert tables.
+pub const ALERT_COLUMNS: [&str; 6] = [
+    "severity",
+    "kind",
+    "tensor",
+    "value",
+    "threshold",
+    "message",
+];
+
 /// The alerts in report.md: counts, then the first 50.
 pub fn alerts_markdown(md: &mut Markdown, alerts: &[Alert]) {
     md.heading(2, "Alerts");
@@ -94,17 +104,7 @@ pub fn alerts_markdown(md: &mut Markdown, alerts: &[Alert]) {
             ]
         })
         .collect();
-    md.table(
-        &[
-            "severity",
-            "kind",
-            "tensor",
-            "value",
-            "threshold",
-            "message",
-        ],
-        &rows,
-    );
+    md.table(&ALERT_COLUMNS, &rows);
     if alerts.len() > shown {
         md.paragraph(&format!(
             "… and {} more in alerts.json.",
