@@ -194,7 +194,9 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// The report of a run that just wrote `out` (and its spectra): what
-/// `--report DIR` of tpa-transformer and tpa-analyze does.
+/// `--report DIR` of tpa-transformer and tpa-analyze does. The result is
+/// read back from the file (milliseconds), so the report is exactly the one
+/// tpa-report makes of it; only the summary, which a CSV lacks, is handed over.
 pub fn report_of_run(
     out: &Path,
     summary: serde_json::Value,
@@ -226,7 +228,7 @@ pub fn write_report(inputs: &[Input], dir: &Path, flags: &ReportFlags, quiet: bo
         println!(
             "Wrote {} ({}, {} charts) in {:.2} s; alerts: {}",
             dir.join("report.html").display(),
-            human_bytes(report.html.len()),
+            tpa_report::page::html::bytes(report.html.len() as u64),
             report.charts.len(),
             started.elapsed().as_secs_f64(),
             alert_counts(&report.alerts)
@@ -265,13 +267,5 @@ fn gate(alerts: &[Alert], fail_on: Option<&FailOn>) -> Result<()> {
             ),
         }
         .into()),
-    }
-}
-
-fn human_bytes(n: usize) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.0} KiB", n as f64 / 1024.0)
     }
 }

@@ -331,10 +331,7 @@ fn per_matrix(m: &Matrix, alerts: &mut Vec<Alert>) {
             Some(_) => {}
         }
     }
-    let rtol = match (m.rank_tol, m.spectral_norm) {
-        (Some(tol), Some(norm)) if norm > 0.0 => tol / norm,
-        _ => 1e-6,
-    };
+    let rtol = m.rank_rtol().unwrap_or(1e-6);
     let limit = ILL_CONDITIONED_SHARE / rtol;
     if let (false, true, Some(kappa)) = (deficient, m.is_matrix(), m.condition_number) {
         if kappa > limit {

@@ -26,7 +26,7 @@ pub fn write(report: &Report, dir: &Path, with_png: bool) -> Result<()> {
         .map_err(|e| input(dir, e))?;
     for chart in &report.charts {
         let svg_path = fresh.path().join(format!("{}.svg", chart.name));
-        std::fs::write(&svg_path, svg::render(&chart.scene)).map_err(|e| input(&svg_path, e))?;
+        std::fs::write(&svg_path, &chart.svg).map_err(|e| input(&svg_path, e))?;
         if with_png {
             let png_path = fresh.path().join(format!("{}.png", chart.name));
             let bytes = png::render(&chart.scene).map_err(|e| input(&png_path, e))?;

@@ -108,7 +108,7 @@ impl<'m> MatrixView<'m> {
     /// endian, in the tensor's dtype), for backends that decode elsewhere.
     pub fn stored_rows(&self, row: usize, count: usize) -> Result<&'m [u8]> {
         self.tensor
-            .element_bytes(self.offset + row * self.cols, count * self.cols)
+            .stored_bytes(self.offset + row * self.cols, count * self.cols)
     }
 
     /// Releases the pages of rows `row .. row + count` (see [`TensorView::release`]).

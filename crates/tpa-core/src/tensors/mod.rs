@@ -73,17 +73,12 @@ impl<'m> TensorView<'m> {
 
     /// Decodes elements `start .. start + out.len()` (row-major order) to f64.
     pub fn decode_into(&self, start: usize, out: &mut [f64]) -> Result<()> {
-        let bytes = self.element_bytes(start, out.len())?;
+        let bytes = self.stored_bytes(start, out.len())?;
         if decode(self.dtype(), bytes, out) {
             Ok(())
         } else {
             Err(self.unsupported_dtype())
         }
-    }
-
-    /// The stored bytes of elements `start .. start + len` (row-major order).
-    pub fn stored_bytes(&self, start: usize, len: usize) -> Result<&'m [u8]> {
-        self.element_bytes(start, len)
     }
 
     /// The error for a dtype tpa cannot decode, naming file and tensor.
@@ -111,7 +106,8 @@ impl<'m> TensorView<'m> {
         self.shard.release(from, to);
     }
 
-    fn element_bytes(&self, start: usize, len: usize) -> Result<&'m [u8]> {
+    /// The stored bytes of elements `start .. start + len` (row-major order).
+    pub fn stored_bytes(&self, start: usize, len: usize) -> Result<&'m [u8]> {
         let bits = self.dtype().bits();
         let out_of_range = || Error::InvalidTensor {
             path: self.shard.path.clone(),

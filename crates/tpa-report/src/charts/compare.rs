@@ -31,21 +31,22 @@ pub fn matched<'a>(reference: &'a Input, other: &'a Input) -> Vec<(&'a Matrix, &
 
 /// Names in one result and not in the other: (only in the reference, only in `other`).
 pub fn unmatched(reference: &Input, other: &Input) -> (Vec<String>, Vec<String>) {
-    let names = |i: &Input| -> std::collections::HashSet<String> {
-        i.result.matrices.iter().map(|m| m.name.clone()).collect()
-    };
-    let (a, b) = (names(reference), names(other));
-    let only = |x: &std::collections::HashSet<String>,
-                y: &std::collections::HashSet<String>,
-                from: &Input| {
+    // The names of `from` that `other` lacks, in `from`'s row order.
+    let only = |from: &Input, other: &Input| {
+        let names: std::collections::HashSet<&str> = other
+            .result
+            .matrices
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         from.result
             .matrices
             .iter()
-            .filter(|m| x.contains(&m.name) && !y.contains(&m.name))
+            .filter(|m| !names.contains(m.name.as_str()))
             .map(|m| m.name.clone())
             .collect::<Vec<_>>()
     };
-    (only(&a, &b, reference), only(&b, &a, other))
+    (only(reference, other), only(other, reference))
 }
 
 /// A scatter's points and their tooltips.

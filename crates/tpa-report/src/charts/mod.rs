@@ -16,13 +16,17 @@ use crate::layers::block_type_of;
 pub struct Chart {
     /// File stem under `charts/` (`profile_alpha` → `charts/profile_alpha.svg`).
     pub name: String,
+    /// The shapes, kept for the PNG.
     pub scene: Scene,
+    /// The scene as SVG, rendered once for both the page and `charts/`.
+    pub svg: String,
 }
 
 impl Chart {
     pub fn new(name: impl Into<String>, scene: Scene) -> Chart {
         Chart {
             name: name.into(),
+            svg: crate::draw::svg::render(&scene),
             scene,
         }
     }

@@ -124,21 +124,13 @@ fn gap_tips(cells: &[Cell], tip: impl Fn(&Cell) -> String) -> Vec<String> {
 /// Comparison: per metric, one small panel per block type with one line per
 /// model, under a shared legend of the models.
 pub fn compare_profiles(inputs: &[Input]) -> Vec<Chart> {
-    let mut metrics: Vec<Metric> = Vec::new();
-    for input in inputs {
-        for m in Metric::present(&input.result.matrices) {
-            if !metrics.contains(&m) {
-                metrics.push(m);
-            }
-        }
-    }
-    metrics.sort();
-    let metrics: Vec<Metric> = Metric::ALL
-        .into_iter()
-        .filter(|m| metrics.contains(m))
+    let present: Vec<Vec<Metric>> = inputs
+        .iter()
+        .map(|i| Metric::present(&i.result.matrices))
         .collect();
-    metrics
+    Metric::ALL
         .into_iter()
+        .filter(|m| present.iter().any(|p| p.contains(m)))
         .filter_map(|metric| {
             let per_model: Vec<Vec<(String, Vec<Cell>)>> = inputs
                 .iter()

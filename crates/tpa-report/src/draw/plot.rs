@@ -181,7 +181,10 @@ impl Plot {
 
     /// The left edge the y tick labels need.
     pub fn natural_left(&self) -> f64 {
-        let (_, ye) = self.extents();
+        self.left_for(self.extents().1)
+    }
+
+    fn left_for(&self, ye: (f64, f64)) -> f64 {
         let (top, bottom) = (self.top(), self.height() - 46.0);
         let probe_y = self.y.scale(ye, bottom, top);
         16.0 + axis::widest(&axis::ticks(&probe_y, bottom - top, false)) + 22.0
@@ -194,7 +197,7 @@ impl Plot {
         let mut scene = Scene::new(self.width, height, self.title.clone());
         let (top, bottom) = (self.top(), height - 46.0);
         let (xe, ye) = self.extents();
-        let left = self.left.unwrap_or_else(|| self.natural_left());
+        let left = self.left.unwrap_or_else(|| self.left_for(ye));
         let right = self.width - 14.0 - legend_width;
         let frame = Frame {
             left,

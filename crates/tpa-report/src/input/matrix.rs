@@ -66,6 +66,14 @@ impl Matrix {
         ratio(self.actual_rank?, self.design_rank)
     }
 
+    /// The relative rank tolerance the result used: rank_tol / σ₁.
+    pub fn rank_rtol(&self) -> Option<f64> {
+        match (self.rank_tol, self.spectral_norm) {
+            (Some(tol), Some(norm)) if norm > 0.0 => Some(tol / norm),
+            _ => None,
+        }
+    }
+
     /// svd_90_percent_rank / design_rank.
     pub fn energy_ratio_90(&self) -> Option<f64> {
         ratio(self.energy_rank_90?, self.design_rank)

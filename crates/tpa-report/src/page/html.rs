@@ -5,7 +5,6 @@
 use std::fmt::Write;
 
 use crate::charts::Chart;
-use crate::draw::svg;
 
 pub use crate::draw::svg::escape;
 
@@ -93,8 +92,7 @@ pub fn facts(pairs: &[(String, String)]) -> String {
 /// A chart inline, with a caption and a link to its standalone file (none
 /// for an empty caption, as in the spectrum cards).
 pub fn figure(chart: &Chart, caption: &str) -> String {
-    let svg = svg::render(&chart.scene);
-    let name = &chart.name;
+    let (svg, name) = (&chart.svg, &chart.name);
     if caption.is_empty() {
         return format!("<figure id=\"fig-{name}\">{svg}</figure>");
     }

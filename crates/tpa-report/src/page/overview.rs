@@ -48,17 +48,10 @@ pub fn tallies(matrices: &[Matrix]) -> (Tallies, Tallies, Tally) {
 
 /// The rank tolerance rank_rtol, read back from rank_tol / σ₁.
 pub fn rank_rtol(matrices: &[Matrix]) -> Option<f64> {
-    matrices
-        .iter()
-        .find_map(|m| match (m.rank_tol, m.spectral_norm) {
-            (Some(t), Some(s)) if s > 0.0 => {
-                let r = t / s;
-                // Round away the float64 noise of the division (1e-6 · σ / σ).
-                let digits = 10f64.powf(r.log10().floor() - 3.0);
-                Some((r / digits).round() * digits)
-            }
-            _ => None,
-        })
+    let r = matrices.iter().find_map(Matrix::rank_rtol)?;
+    // Round away the float64 noise of the division (1e-6 · σ / σ).
+    let digits = 10f64.powf(r.log10().floor() - 3.0);
+    Some((r / digits).round() * digits)
 }
 
 /// Which backends computed the spectra, with counts: "cpu: 80, cuda: 24".
