@@ -69,7 +69,9 @@ fn csv_has_the_original_columns_first_and_known_values() {
             "design_rank",
             "nbytes",
             "file",
-            "digest"
+            "digest",
+            "quant",
+            "quant_bytes"
         ]
     );
     assert_eq!(table.rows.len(), 2 + 2 * 9 + 1);

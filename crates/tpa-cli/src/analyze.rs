@@ -109,7 +109,8 @@ pub fn run(args: &Args) -> Result<()> {
         .files()
         .map(|p| file_name(p.as_os_str()))
         .collect();
-    let summary = ModelSummary::new(&opened.run, files, &records, opened.config);
+    let mut summary = ModelSummary::new(&opened.run, files, &records, opened.config);
+    summary.quantization = opened.quantization;
     let rows = rows(&opened.run, &records);
     let summary_json = serde_json::to_value(&summary)?;
     write_table(

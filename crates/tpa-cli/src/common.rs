@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use tpa_core::analyses::runner::Limits;
 use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
 use tpa_core::analyses::stats::StatsOptions;
-use tpa_core::model::{Model, ModelConfig};
-use tpa_core::records::RunInfo;
+use tpa_core::model::{Model, ModelConfig, Reading};
+use tpa_core::records::{Quantization, RunInfo};
 use tpa_core::writers::{Format, Journal, prepare_output};
 
 /// Which model, and how to label it.
@@ -24,6 +24,11 @@ pub struct ModelArgs {
     /// Revision written to the revision column.
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,
+
+    /// Analyse the stored tensors exactly as stored: quantized codes, scales and zero points
+    /// get rows of their own (quant = raw) instead of being dequantized into their weight.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Where results go.
@@ -216,6 +221,8 @@ pub struct Opened {
     pub model: Model,
     pub config: Option<ModelConfig>,
     pub run: RunInfo,
+    /// What was dequantized (or that the model was read raw).
+    pub quantization: Option<Quantization>,
 }
 
 /// Opens the model, warning about what does not stop the analysis.
@@ -225,7 +232,12 @@ pub fn open_model(args: &ModelArgs) -> Result<Opened> {
         args.model_id.clone().unwrap_or_default(),
         args.revision.clone().unwrap_or_default(),
     );
-    let model = Model::open(&args.model_path).context("cannot open the model")?;
+    let reading = if args.raw {
+        Reading::Raw
+    } else {
+        Reading::Dequantized
+    };
+    let model = Model::open_with(&args.model_path, reading).context("cannot open the model")?;
     let unindexed = model.unindexed_tensors();
     if let (Some(first), Some(index)) = (unindexed.first(), model.index_path()) {
         eprintln!(
@@ -238,7 +250,13 @@ pub fn open_model(args: &ModelArgs) -> Result<Opened> {
         eprintln!("warning: {e}; the summary will lack the config facts");
         None
     });
-    Ok(Opened { model, config, run })
+    let quantization = Quantization::of(&model);
+    Ok(Opened {
+        model,
+        config,
+        run,
+        quantization,
+    })
 }
 
 /// The output format, from --format or the file's extension; also checks

@@ -32,6 +32,9 @@ pub(crate) fn summary_text(s: &ModelSummary) -> String {
         .collect();
         let _ = writeln!(out, "  config:  {} | {}", arch.join(", "), facts.join(", "));
     }
+    if let Some(q) = &s.quantization {
+        let _ = writeln!(out, "  quant:   {}", q.note);
+    }
     let files = s.files.len();
     let _ = writeln!(
         out,

@@ -196,9 +196,13 @@ pub fn run(args: &Args) -> Result<()> {
     let (raw, rows, dim) = load_f32(&tensor)?;
     if !args.quiet {
         eprintln!(
-            "embedding: {} [{rows} × {dim}, {}]",
+            "embedding: {} [{rows} × {dim}, {}{}]",
             tensor.name(),
-            tensor.dtype()
+            tensor.code_type(),
+            match tensor.quantization() {
+                Some(q) => format!(", {} dequantized", q.scheme()),
+                None => String::new(),
+            }
         );
     }
     let z = Standardized::new(&raw, dim);

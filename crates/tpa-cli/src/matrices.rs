@@ -25,7 +25,7 @@ fn work_units(matrix: &MatrixView<'_>) -> u64 {
 fn memory(matrix: &MatrixView<'_>) -> u64 {
     let (rows, cols) = matrix.shape();
     let pages = if rows < cols {
-        (matrix.numel() * matrix.tensor().dtype().bits() / 8) as u64
+        matrix.tensor().bytes_of(matrix.numel())
     } else {
         0
     };

@@ -117,6 +117,9 @@ pub fn run(args: &Args) -> Result<()> {
         tpa_core::writers::prepare_output(path)?;
     }
     let opened = common::open_model(&args.model)?;
+    if let (Some(q), false) = (&opened.quantization, args.quiet) {
+        eprintln!("{}", q.note);
+    }
     let stats = args.stats.options();
     let engine = args.spectrum.engine(args.quiet)?;
 
@@ -263,6 +266,7 @@ fn summary(
         "tpa_version": env!("CARGO_PKG_VERSION"),
         "selection": selection,
         "config": opened.config,
+        "quantization": opened.quantization,
     })
 }
 

@@ -74,6 +74,18 @@ pub enum Error {
     #[error("tensor {tensor} is not in the model")]
     TensorNotFound { tensor: String },
 
+    /// A quantization configuration that is wrong or does not fit the model.
+    #[error("{path}: quantization: {reason}")]
+    QuantizationConfig { path: PathBuf, reason: String },
+
+    /// A quantized layout that tpa recognises but does not read. Its codes
+    /// are never analysed as numbers by accident.
+    #[error(
+        "{path}: {layout} is a quantized layout tpa does not read yet \
+         (--raw analyses the stored tensors as they are)"
+    )]
+    UnsupportedQuantization { path: PathBuf, layout: String },
+
     /// `config.json` is present but is not valid JSON.
     #[error("{path}: invalid JSON: {source}")]
     InvalidConfig {

@@ -7,7 +7,9 @@ use crate::repo::{RemoteFile, RepoId};
 use crate::size::human;
 
 /// What tpa needs when no `--include` is given: safetensors weights and
-/// their index, configs and tokenizers, the model card.
+/// their index, configs (including the quantization sidecars
+/// `quantize_config.json` / `quant_config.json` of GPTQ and AWQ repos) and
+/// tokenizers, the model card.
 pub const DEFAULT_INCLUDE: &[&str] = &[
     "*.safetensors",
     "*.json",
@@ -142,6 +144,7 @@ mod tests {
             "model.safetensors.index.json",
             "onnx/model.onnx",
             "pytorch_model.bin",
+            "quantize_config.json",
             "tokenizer.json",
             "vocab.txt",
         ]
@@ -158,6 +161,8 @@ mod tests {
                 "model-00001-of-00002.safetensors",
                 "model-00002-of-00002.safetensors",
                 "model.safetensors.index.json",
+                // GPTQ/AWQ sidecar configs: tpa needs them to dequantize.
+                "quantize_config.json",
                 "tokenizer.json",
                 "vocab.txt",
             ]

@@ -99,7 +99,7 @@ pub fn range_stats(
 ) -> Result<TensorStats> {
     tensor.check_decodable()?;
     let numel = range.len();
-    let bytes_per_chunk = |len: usize| (len * tensor.dtype().bits() / 8) as u64;
+    let bytes_per_chunk = |len: usize| tensor.bytes_of(len);
     let chunks: Vec<(Moments, u128)> = (0..numel.div_ceil(CHUNK_ELEMENTS))
         .into_par_iter()
         .map(|c| {
@@ -131,16 +131,34 @@ fn chunk_moments(
     eps: f64,
 ) -> Result<(Moments, u128)> {
     let mut buffer = [0.0f64; BLOCK_ELEMENTS];
+    let mut values = vec![
+        0u8;
+        if tensor.quantization().is_some() {
+            8 * BLOCK_ELEMENTS
+        } else {
+            0
+        }
+    ];
     let mut acc = Moments::EMPTY;
     let mut hasher = ChunkHasher::new();
     let mut at = start;
     while at < start + len {
         let n = BLOCK_ELEMENTS.min(start + len - at);
         let block = &mut buffer[..n];
-        let bytes = tensor.stored_bytes(at, n)?;
-        hasher.update(bytes);
-        if !decode(tensor.dtype(), bytes, block) {
-            return Err(tensor.unsupported_dtype());
+        if tensor.quantization().is_some() {
+            // A quantized weight's digest is of its dequantized values (f64,
+            // little endian): the weight the model computes with.
+            tensor.decode_into(at, block)?;
+            for (bytes, v) in values.chunks_exact_mut(8).zip(block.iter()) {
+                bytes.copy_from_slice(&v.to_le_bytes());
+            }
+            hasher.update(&values[..n * 8]);
+        } else {
+            let bytes = tensor.stored_bytes(at, n)?;
+            hasher.update(bytes);
+            if !decode(tensor.dtype(), bytes, block) {
+                return Err(tensor.unsupported_dtype());
+            }
         }
         acc = acc.merge(Moments::of_block(block, eps));
         at += n;

@@ -15,11 +15,30 @@ pub use config::ModelConfig;
 pub(crate) use shard::{Shard, TensorEntry};
 
 use crate::error::{Error, Result};
-use crate::tensors::TensorView;
+use crate::tensors::quant::{self, QuantConfig};
+use crate::tensors::{Quantized, TensorView};
 use index::ShardIndex;
 
 /// The index file name `transformers` writes for sharded checkpoints.
 const INDEX_NAME: &str = "model.safetensors.index.json";
+
+/// How a model's tensors are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reading {
+    /// Quantized weights are dequantized: one logical weight per codes
+    /// tensor, with its sidecars folded in (see [`crate::tensors::quant`]).
+    #[default]
+    Dequantized,
+    /// Every stored tensor as it is, codes and sidecars alike.
+    Raw,
+}
+
+/// One tensor of the model as [`Model::tensors`] lists it.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    Stored(usize),
+    Quantized(usize),
+}
 
 /// An opened model: every shard mapped, every header validated.
 pub struct Model {
@@ -29,15 +48,37 @@ pub struct Model {
     shards: Vec<Shard>,
     entries: Vec<TensorEntry>,
     unindexed: Vec<String>,
+    reading: Reading,
+    quantized: Vec<Quantized>,
+    quant_method: Option<String>,
+    items: Vec<Item>,
 }
 
 impl Model {
-    /// Opens a model directory or a single `.safetensors` file.
+    /// Opens a model directory or a single `.safetensors` file, dequantizing
+    /// quantized weights ([`Reading::Dequantized`]).
     ///
     /// With a shard index, the index's `weight_map` decides which tensors the
     /// model has; otherwise every `*.safetensors` file in the directory counts.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
-        let path = path.as_ref();
+        Model::open_with(path, Reading::Dequantized)
+    }
+
+    /// [`Model::open`], reading tensors as `reading` says.
+    pub fn open_with(path: impl AsRef<Path>, reading: Reading) -> Result<Model> {
+        let mut model = Model::open_stored(path.as_ref())?;
+        model.reading = reading;
+        if reading == Reading::Dequantized {
+            let config = QuantConfig::load(&model.dir)?;
+            let detected = quant::detect(&model.entries, &model.shards, config.as_ref())?;
+            model.quantized = detected.quantized;
+            model.quant_method = detected.method;
+            model.items = items(&model.entries, &model.quantized, &detected.folded);
+        }
+        Ok(model)
+    }
+
+    fn open_stored(path: &Path) -> Result<Model> {
         let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ModelPathMissing {
                 path: path.to_owned(),
@@ -87,14 +128,7 @@ impl Model {
             shards.push(shard);
             entries.extend(shard_entries);
         }
-        Ok(Model {
-            path: path.to_owned(),
-            dir: dir.to_owned(),
-            index: None,
-            shards,
-            entries,
-            unindexed: Vec::new(),
-        })
+        Ok(Model::new(path, dir, None, shards, entries, Vec::new()))
     }
 
     fn open_indexed(path: &Path, dir: &Path, index_path: &Path) -> Result<Model> {
@@ -135,14 +169,36 @@ impl Model {
                 });
             }
         }
-        Ok(Model {
-            path: path.to_owned(),
-            dir: dir.to_owned(),
-            index: Some(index.path),
+        Ok(Model::new(
+            path,
+            dir,
+            Some(index.path),
             shards,
             entries,
             unindexed,
-        })
+        ))
+    }
+
+    fn new(
+        path: &Path,
+        dir: &Path,
+        index: Option<PathBuf>,
+        shards: Vec<Shard>,
+        entries: Vec<TensorEntry>,
+        unindexed: Vec<String>,
+    ) -> Model {
+        Model {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            index,
+            items: (0..entries.len()).map(Item::Stored).collect(),
+            shards,
+            entries,
+            unindexed,
+            reading: Reading::Raw,
+            quantized: Vec::new(),
+            quant_method: None,
+        }
     }
 
     /// The path the model was opened from.
@@ -165,31 +221,50 @@ impl Model {
         self.shards.iter().map(Shard::path)
     }
 
-    /// Number of tensors.
+    /// Number of tensors (logical weights, for a dequantized model).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.items.len()
     }
 
     /// Whether the model holds no tensor at all.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.items.is_empty()
     }
 
-    /// Every tensor, shard by shard in storage order. Views are cheap and
-    /// `Send`, so they can be handed to several threads at once.
+    /// Every tensor, shard by shard in storage order; a quantized weight
+    /// stands where its codes are stored, and its sidecars are not listed.
+    /// Views are cheap and `Send`, so they can be handed to several threads.
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> {
-        self.entries.iter().map(|entry| self.view(entry))
+        self.items.iter().map(|&item| self.view(item))
     }
 
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
-        self.entries
-            .iter()
-            .find(|e| e.name == name)
-            .map(|entry| self.view(entry))
+        self.tensors()
+            .find(|t| t.name() == name)
             .ok_or_else(|| Error::TensorNotFound {
                 tensor: name.to_owned(),
             })
+    }
+
+    /// How tensors are read.
+    pub fn reading(&self) -> Reading {
+        self.reading
+    }
+
+    /// The quantized weights found (empty for a raw or unquantized model).
+    pub fn quantized(&self) -> &[Quantized] {
+        &self.quantized
+    }
+
+    /// The quantization method the configuration names (`fp8`, `gptq`, `mlx`...).
+    pub fn quant_method(&self) -> Option<&str> {
+        self.quant_method.as_deref()
+    }
+
+    /// Every stored tensor, with sidecars, whatever the reading.
+    pub fn stored_len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Tensors that a shard holds but the index does not list. They are not
@@ -198,12 +273,42 @@ impl Model {
         &self.unindexed
     }
 
-    fn view<'m>(&'m self, entry: &'m TensorEntry) -> TensorView<'m> {
+    fn view(&self, item: Item) -> TensorView<'_> {
+        let (entry, quant) = match item {
+            Item::Stored(i) => (&self.entries[i], None),
+            Item::Quantized(i) => (&self.quantized[i].logical, Some(&self.quantized[i])),
+        };
         TensorView {
             entry,
             shard: &self.shards[entry.shard],
+            shards: &self.shards,
+            quant,
+            raw: self.reading == Reading::Raw,
         }
     }
+}
+
+/// The tensors a dequantized model lists, in storage order: a quantized
+/// weight where its codes are, plain tensors as they are, sidecars nowhere.
+fn items(
+    entries: &[TensorEntry],
+    quantized: &[Quantized],
+    folded: &std::collections::HashSet<String>,
+) -> Vec<Item> {
+    let by_codes: HashMap<&str, usize> = quantized
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| q.stored_names().next().map(|n| (n, i)))
+        .collect();
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match by_codes.get(e.name.as_str()) {
+            Some(&q) => Some(Item::Quantized(q)),
+            None if folded.contains(&e.name) => None,
+            None => Some(Item::Stored(i)),
+        })
+        .collect()
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {

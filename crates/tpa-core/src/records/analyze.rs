@@ -21,6 +21,10 @@ pub struct AnalyzeRecord {
     pub nbytes: u64,
     /// The shard file's name.
     pub file: String,
+    /// Quantization scheme, `none` or `raw` (see [`TensorView::scheme`]).
+    pub quant: String,
+    /// Stored bytes with sidecars (see [`TensorView::quant_bytes`]).
+    pub quant_bytes: u64,
 }
 
 impl AnalyzeRecord {
@@ -35,8 +39,10 @@ impl AnalyzeRecord {
             cols,
             rank: None,
             stats,
-            dtype: tensor.dtype().to_string(),
+            dtype: tensor.code_type(),
             nbytes: tensor.nbytes() as u64,
+            quant: tensor.scheme().to_owned(),
+            quant_bytes: tensor.quant_bytes() as u64,
             file: tensor
                 .file()
                 .file_name()
@@ -76,6 +82,8 @@ impl Record for Row<'_, AnalyzeRecord> {
         "nbytes",
         "file",
         "digest",
+        "quant",
+        "quant_bytes",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -107,6 +115,8 @@ impl Record for Row<'_, AnalyzeRecord> {
             Cell::UInt(r.nbytes),
             Cell::text(&r.file),
             Cell::opt_text(s.digest),
+            Cell::text(&r.quant),
+            Cell::UInt(r.quant_bytes),
         ]
     }
 }

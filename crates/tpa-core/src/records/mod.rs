@@ -12,7 +12,7 @@ mod summary;
 mod transformer;
 
 pub use analyze::AnalyzeRecord;
-pub use summary::{ModelSummary, Tally};
+pub use summary::{ModelSummary, Quantization, Tally};
 pub use transformer::{SpectralSummary, TransformerRecord};
 
 /// One value of a row.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{AnalyzeRecord, RunInfo};
-use crate::model::ModelConfig;
+use crate::model::{Model, ModelConfig, Reading};
 
 /// Count of tensors, parameters and bytes in one group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -39,8 +39,78 @@ pub struct ModelSummary {
     pub nan_count: u64,
     pub inf_count: u64,
     pub config: Option<ModelConfig>,
+    /// What was dequantized, or that the model was read raw; `None` for a
+    /// model with nothing quantized.
+    pub quantization: Option<Quantization>,
     /// The version of tpa that made the result.
     pub tpa_version: &'static str,
+}
+
+/// How a model's quantized weights were read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quantization {
+    /// `dequantized`, or `raw` with `--raw`.
+    pub reading: &'static str,
+    /// The configuration's `quant_method` (`mlx` for MLX), if any.
+    pub method: Option<String>,
+    /// Quantized weights per scheme.
+    pub schemes: BTreeMap<String, u64>,
+    /// Stored tensors (codes and sidecars) folded into those weights.
+    pub stored_tensors: u64,
+    /// One line for people: what was dequantized, and how.
+    pub note: String,
+}
+
+impl Quantization {
+    /// What `model` dequantized; `None` when it holds nothing quantized and
+    /// was not opened raw.
+    ///
+    /// ```no_run
+    /// # use tpa_core::model::Model;
+    /// # use tpa_core::records::Quantization;
+    /// let model = Model::open("Qwen3-0.6B-FP8")?;
+    /// if let Some(q) = Quantization::of(&model) {
+    ///     println!("{}", q.note);
+    /// }
+    /// # Ok::<(), tpa_core::Error>(())
+    /// ```
+    pub fn of(model: &Model) -> Option<Quantization> {
+        if model.reading() == Reading::Raw {
+            return Some(Quantization {
+                reading: "raw",
+                method: None,
+                schemes: BTreeMap::new(),
+                stored_tensors: model.stored_len() as u64,
+                note: "read raw (--raw): every stored tensor is analysed as stored; quantized \
+                       codes, scales and zero points are not combined"
+                    .into(),
+            });
+        }
+        let quantized = model.quantized();
+        if quantized.is_empty() {
+            return None;
+        }
+        let mut schemes: BTreeMap<String, u64> = BTreeMap::new();
+        for q in quantized {
+            *schemes.entry(q.scheme().to_owned()).or_default() += 1;
+        }
+        let stored: usize = quantized.iter().map(|q| q.stored_names().count()).sum();
+        let list: Vec<String> = schemes.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
+        Some(Quantization {
+            reading: "dequantized",
+            method: model.quant_method().map(str::to_owned),
+            note: format!(
+                "dequantized {} quantized weight{} exactly in f64 from codes and scales \
+                 ({}); their {stored} stored tensors are folded into one row per weight, \
+                 with parameters counted as logical weights and bytes as stored",
+                quantized.len(),
+                if quantized.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ),
+            schemes,
+            stored_tensors: stored as u64,
+        })
+    }
 }
 
 impl ModelSummary {
@@ -64,11 +134,12 @@ impl ModelSummary {
             nan_count: 0,
             inf_count: 0,
             config,
+            quantization: None,
             tpa_version: env!("CARGO_PKG_VERSION"),
         };
         let mut layers = std::collections::BTreeSet::new();
         for r in records {
-            let (n, bytes) = (r.stats.numel, r.nbytes);
+            let (n, bytes) = (r.stats.numel, r.quant_bytes);
             summary.total.add(n, bytes);
             summary
                 .by_block_type

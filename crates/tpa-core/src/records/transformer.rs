@@ -27,6 +27,14 @@ pub struct TransformerRecord {
     /// Bytes stored: the tensor's, or this expert's share of a stacked tensor.
     #[serde(default)]
     pub nbytes: u64,
+    /// How the matrix was read: its quantization scheme (`fp8-block-128x128`,
+    /// `gptq-int4-g128`...), `none`, or `raw`.
+    #[serde(default)]
+    pub quant: String,
+    /// Stored bytes of codes + scales + zero points (this expert's share of
+    /// a stacked tensor); `nbytes` for a plain tensor.
+    #[serde(default)]
+    pub quant_bytes: u64,
     pub stats: TensorStats,
     /// The spectrum's metrics; `None` when it was skipped (see `skipped`).
     pub spectral: Option<SpectralSummary>,
@@ -73,8 +81,10 @@ impl TransformerRecord {
             },
             rows,
             cols,
-            dtype: tensor.dtype().to_string(),
-            nbytes: (matrix.numel() * tensor.dtype().bits() / 8) as u64,
+            dtype: tensor.code_type(),
+            nbytes: share(tensor.nbytes(), matrix.numel(), tensor.numel()),
+            quant: tensor.scheme().to_owned(),
+            quant_bytes: share(tensor.quant_bytes(), matrix.numel(), tensor.numel()),
             stats,
             spectral: None,
             skipped: None,
@@ -115,6 +125,11 @@ impl TransformerRecord {
     pub fn design_rank(&self) -> usize {
         self.rows.min(self.cols)
     }
+}
+
+/// The part of `bytes` that `numel` of `total` elements account for.
+fn share(bytes: usize, numel: usize, total: usize) -> u64 {
+    (bytes as u128 * numel as u128 / total.max(1) as u128) as u64
 }
 
 impl Record for Row<'_, TransformerRecord> {
@@ -166,6 +181,8 @@ impl Record for Row<'_, TransformerRecord> {
         "nbytes",
         "digest",
         "alpha_xmin",
+        "quant",
+        "quant_bytes",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -224,6 +241,8 @@ impl Record for Row<'_, TransformerRecord> {
             Cell::UInt(r.nbytes),
             Cell::opt_text(s.digest),
             Cell::opt_float(fit.map(|f| f.xmin)),
+            Cell::text(&r.quant),
+            Cell::UInt(r.quant_bytes),
         ]
     }
 }

@@ -1,6 +1,8 @@
 //! The matrices a tensor holds: its 2-D view, or one matrix per expert.
 
-use super::TensorView;
+use std::borrow::Cow;
+
+use super::{DType, TensorView};
 use crate::analyses::classify::{BlockType, classify};
 use crate::error::Result;
 
@@ -104,11 +106,30 @@ impl<'m> MatrixView<'m> {
             .decode_into(self.offset + row * self.cols + col, out)
     }
 
-    /// The stored bytes of rows `row .. row + count` (row-major, little
-    /// endian, in the tensor's dtype), for backends that decode elsewhere.
-    pub fn stored_rows(&self, row: usize, count: usize) -> Result<&'m [u8]> {
-        self.tensor
-            .stored_bytes(self.offset + row * self.cols, count * self.cols)
+    /// The bytes of rows `row .. row + count` for backends that decode
+    /// elsewhere: row-major, little endian, in [`Self::stored_dtype`]. A
+    /// quantized weight is dequantized here, to f64 (dequantizing on the CPU
+    /// before upload keeps one dequantizer for every backend).
+    pub fn stored_rows(&self, row: usize, count: usize) -> Result<Cow<'m, [u8]>> {
+        let start = self.offset + row * self.cols;
+        let len = count * self.cols;
+        if self.tensor.quantization().is_none() {
+            return self.tensor.stored_bytes(start, len).map(Cow::Borrowed);
+        }
+        let mut values = vec![0.0f64; len];
+        self.tensor.decode_into(start, &mut values)?;
+        Ok(Cow::Owned(
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ))
+    }
+
+    /// The dtype of [`Self::stored_rows`]: the tensor's, or f64 for a
+    /// quantized weight.
+    pub fn stored_dtype(&self) -> DType {
+        match self.tensor.quantization() {
+            Some(_) => DType(safetensors::Dtype::F64),
+            None => self.tensor.dtype(),
+        }
     }
 
     /// Releases the pages of rows `row .. row + count` (see [`TensorView::release`]).

@@ -86,3 +86,10 @@ pub static F8_E4M3FNUZ: [f64; 256] = table(4, 3, 8, Special::FiniteUnsignedZero)
 pub static F8_E5M2FNUZ: [f64; 256] = table(5, 2, 16, Special::FiniteUnsignedZero);
 /// `float8_e8m0fnu`: a bare power of two 2^(x−127); 0xFF is NaN.
 pub static F8_E8M0FNU: [f64; 256] = e8m0();
+
+/// FP4 E2M1 (`float4_e2m1fn`, OCP MX): index = 4-bit code, bit 3 the sign.
+/// The same table is `FP4_VALUES` in transformers' `integrations/mxfp4.py`
+/// and the `lut` of MLX's `fp_dequantize`.
+pub static E2M1: [f64; 16] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+];

@@ -7,12 +7,14 @@
 
 mod dtype;
 mod matrix;
-mod minifloat;
+pub(crate) mod minifloat;
+pub mod quant;
 
 use std::path::Path;
 
 pub use dtype::{DType, decode};
 pub use matrix::MatrixView;
+pub use quant::Quantized;
 
 use crate::error::{Error, Result};
 use crate::model::{Shard, TensorEntry};
@@ -21,11 +23,17 @@ use crate::model::{Shard, TensorEntry};
 /// folio on x86-64 and arm64 (4 KiB pages). See [`TensorView::release`].
 pub const RELEASE_BYTES: usize = 2 << 20;
 
-/// One tensor of a model, not yet read.
+/// One tensor of a model, not yet read. For a quantized weight it is the
+/// logical weight (see [`quant`]): name, shape and elements are those of the
+/// weight the model computes with, decoded from codes and scales.
 #[derive(Clone, Copy)]
 pub struct TensorView<'m> {
     pub(crate) entry: &'m TensorEntry,
     pub(crate) shard: &'m Shard,
+    pub(crate) shards: &'m [Shard],
+    pub(crate) quant: Option<&'m Quantized>,
+    /// The model was opened with [`crate::model::Reading::Raw`].
+    pub(crate) raw: bool,
 }
 
 impl<'m> TensorView<'m> {
@@ -34,9 +42,50 @@ impl<'m> TensorView<'m> {
         &self.entry.name
     }
 
-    /// The stored element type.
+    /// The stored element type (of the codes, for a quantized weight).
     pub fn dtype(&self) -> DType {
         self.entry.dtype
+    }
+
+    /// The element type as rows report it: the PyTorch dtype name, or the
+    /// code type of a quantized weight (`int4`, `nf4`, `float8_e4m3fn`).
+    pub fn code_type(&self) -> String {
+        match self.quant {
+            Some(q) => q.code_type().to_owned(),
+            None => self.dtype().to_string(),
+        }
+    }
+
+    /// How the tensor was read: its quantization scheme, `none` for a
+    /// plain tensor, `raw` for every tensor of a model opened raw.
+    pub fn scheme(&self) -> &'m str {
+        match self.quant {
+            Some(q) => q.scheme(),
+            None if self.raw => "raw",
+            None => "none",
+        }
+    }
+
+    /// The quantized weight this view decodes, if it is one.
+    pub fn quantization(&self) -> Option<&'m Quantized> {
+        self.quant
+    }
+
+    /// Bytes stored for this tensor with every sidecar folded into it
+    /// (codes + scales + zero points); [`Self::nbytes`] for a plain tensor.
+    pub fn quant_bytes(&self) -> usize {
+        self.quant.map_or(self.nbytes(), Quantized::stored_bytes)
+    }
+
+    /// The stored bytes that `len` elements account for: exact for a plain
+    /// tensor, their share of [`Self::quant_bytes`] for a quantized one.
+    pub fn bytes_of(&self, len: usize) -> u64 {
+        match self.quant {
+            Some(q) => {
+                (len as u128 * q.stored_bytes() as u128 / self.numel().max(1) as u128) as u64
+            }
+            None => (len * self.dtype().bits() / 8) as u64,
+        }
     }
 
     /// The stored shape.
@@ -49,7 +98,7 @@ impl<'m> TensorView<'m> {
         self.entry.shape.iter().product()
     }
 
-    /// Bytes of stored data.
+    /// Bytes of stored data (the codes alone, for a quantized weight).
     pub fn nbytes(&self) -> usize {
         self.entry.range.len()
     }
@@ -73,6 +122,11 @@ impl<'m> TensorView<'m> {
 
     /// Decodes elements `start .. start + out.len()` (row-major order) to f64.
     pub fn decode_into(&self, start: usize, out: &mut [f64]) -> Result<()> {
+        if let Some(q) = self.quant {
+            self.check_range(start, out.len())?;
+            q.decode_range(self.shards, start..start + out.len(), out);
+            return Ok(());
+        }
         let bytes = self.stored_bytes(start, out.len())?;
         if decode(self.dtype(), bytes, out) {
             Ok(())
@@ -95,11 +149,30 @@ impl<'m> TensorView<'m> {
         self.decode_into(0, &mut [])
     }
 
+    fn check_range(&self, start: usize, len: usize) -> Result<()> {
+        if start.checked_add(len).is_none_or(|end| end > self.numel()) {
+            return Err(Error::InvalidTensor {
+                path: self.shard.path.clone(),
+                tensor: self.entry.name.clone(),
+                reason: format!(
+                    "elements {start}..{} requested from a tensor of {}",
+                    start + len,
+                    self.numel()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Tells the kernel that elements `start .. start + len` will not be read
     /// again soon, so their file pages leave this process's resident set
     /// (widened to whole [`RELEASE_BYTES`] blocks of the file). A failure only
     /// costs memory, never correctness, so it is ignored.
     pub fn release(&self, start: usize, len: usize) {
+        if let Some(q) = self.quant {
+            q.release(self.shards, start..start + len);
+            return;
+        }
         let bits = self.dtype().bits();
         let from = self.entry.range.start + start * bits / 8;
         let to = self.entry.range.start + (start + len) * bits / 8;
@@ -107,23 +180,28 @@ impl<'m> TensorView<'m> {
     }
 
     /// The stored bytes of elements `start .. start + len` (row-major order).
+    /// A quantized weight has no such bytes (its elements are computed):
+    /// that is an error, as is a range outside the tensor.
     pub fn stored_bytes(&self, start: usize, len: usize) -> Result<&'m [u8]> {
-        let bits = self.dtype().bits();
-        let out_of_range = || Error::InvalidTensor {
-            path: self.shard.path.clone(),
-            tensor: self.entry.name.clone(),
-            reason: format!(
-                "elements {start}..{} requested from a tensor of {}",
-                start + len,
-                self.numel()
-            ),
-        };
-        if start.checked_add(len).is_none_or(|end| end > self.numel()) {
-            return Err(out_of_range());
+        if self.quant.is_some() {
+            return Err(Error::InvalidTensor {
+                path: self.shard.path.clone(),
+                tensor: self.entry.name.clone(),
+                reason: "is quantized: its elements are decoded, not stored".into(),
+            });
         }
+        self.check_range(start, len)?;
+        let bits = self.dtype().bits();
         let from = self.entry.range.start + start * bits / 8;
         let to = self.entry.range.start + (start + len) * bits / 8;
-        self.shard.data().get(from..to).ok_or_else(out_of_range)
+        self.shard
+            .data()
+            .get(from..to)
+            .ok_or_else(|| Error::InvalidTensor {
+                path: self.shard.path.clone(),
+                tensor: self.entry.name.clone(),
+                reason: format!("bytes {from}..{to} lie outside the shard's data"),
+            })
     }
 }
 

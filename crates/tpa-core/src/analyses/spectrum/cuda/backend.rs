@@ -332,11 +332,11 @@ impl SpectralBackend for CudaBackend {
         // Runner threads take turns here; cuBLAS and cuSOLVER calls need
         // the context current on the calling thread.
         self.context.bind_to_thread().map_err(driver)?;
-        let kind = Kind::of(matrix.tensor().dtype())?.upload(&self.stream)?;
+        let kind = Kind::of(matrix.stored_dtype())?.upload(&self.stream)?;
         let b = (DEVICE_BLOCK_ELEMENTS / n)
             .clamp(256, long.max(1))
             .min(long);
-        let elem = matrix.tensor().dtype().bits() / 8;
+        let elem = matrix.stored_dtype().bits() / 8;
         let stored = if rows >= cols {
             b * cols * elem
         } else {
@@ -354,7 +354,7 @@ impl SpectralBackend for CudaBackend {
                 let count = b.min(rows - start);
                 let input = self
                     .stream
-                    .clone_htod(matrix.stored_rows(start, count)?)
+                    .clone_htod(&*matrix.stored_rows(start, count)?)
                     .map_err(driver)?;
                 self.widen(
                     &input,
@@ -373,7 +373,7 @@ impl SpectralBackend for CudaBackend {
             // widened into blocks that are count × n, column-major.
             let input = self
                 .stream
-                .clone_htod(matrix.stored_rows(0, rows)?)
+                .clone_htod(&*matrix.stored_rows(0, rows)?)
                 .map_err(driver)?;
             for start in (0..cols).step_by(b) {
                 let count = b.min(cols - start);
@@ -409,15 +409,15 @@ impl SpectralBackend for CudaBackend {
             return Ok(Vec::new());
         }
         self.context.bind_to_thread().map_err(driver)?;
-        let kind = Kind::of(matrix.tensor().dtype())?.upload(&self.stream)?;
-        let stored = (rows * cols * matrix.tensor().dtype().bits() / 8) as u64;
+        let kind = Kind::of(matrix.stored_dtype())?.upload(&self.stream)?;
+        let stored = (rows * cols * matrix.stored_dtype().bits() / 8) as u64;
         self.reserve(
             8 * (m * n + n) as u64 + stored,
             &format!("the SVD of ({rows}, {cols})"),
         )?;
         let input = self
             .stream
-            .clone_htod(matrix.stored_rows(0, rows)?)
+            .clone_htod(&*matrix.stored_rows(0, rows)?)
             .map_err(driver)?;
         let mut a = self.stream.alloc_zeros::<f64>(m * n).map_err(driver)?;
         self.widen(&input, cols, (0, 0), (rows, cols), &kind, transpose, &mut a)?;

@@ -1,0 +1,145 @@
+//! Reading quantized weights as the weight the model computes with.
+//!
+//! A quantized checkpoint stores a weight as small codes plus sidecar
+//! tensors (scales, zero points, group indices). [`detect`] finds them from
+//! each weight's siblings, as the formats' own loaders do, and checks the
+//! result against `config.json`. A [`Quantized`] then decodes any row
+//! segment of the logical `[out, in]` weight (`[E, out, in]` for stacked
+//! experts) exactly in f64:
+//!
+//! `W[r, c] = (code(r, c) − zero(r, g)) · scale(r, g) + bias(r, g)`,
+//!
+//! with g the group of column c. Each format only says where its codes and
+//! grids are ([`formats`]); the arithmetic is shared. Every product a format
+//! defines is exact in f64 (small integers or 2–4-bit-mantissa floats times
+//! f32/f16/bf16 scales), so nothing is rounded that the model would not round.
+
+mod codes;
+mod detect;
+mod formats;
+mod grid;
+mod part;
+
+use std::ops::Range;
+
+pub(crate) use detect::{QuantConfig, detect};
+
+use codes::Codes;
+use grid::{Grid, Groups};
+use part::Part;
+
+use crate::model::{Shard, TensorEntry};
+
+/// One quantized weight: where its codes and grids are, and how to read them.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    /// The logical weight: its name and shape as the unquantized model has
+    /// them (`dtype`, `shard` and `range` are those of the codes).
+    pub(crate) logical: TensorEntry,
+    pub(crate) codes: Codes,
+    pub(crate) groups: Groups,
+    pub(crate) scale: Grid,
+    pub(crate) zero: Option<Grid>,
+    pub(crate) bias: Option<Grid>,
+    /// Every stored tensor folded into this weight, the codes first.
+    pub(crate) parts: Vec<Part>,
+    code_type: String,
+    scheme: String,
+}
+
+impl Quantized {
+    /// The stored code type in PyTorch spelling where one exists
+    /// (`float8_e4m3fn`, `int4`, `uint4`, `int8`, `nf4`, `float4_e2m1fn`).
+    pub fn code_type(&self) -> &str {
+        &self.code_type
+    }
+
+    /// The scheme, e.g. `fp8-block-128x128`, `gptq-int4-g128`, `mlx-affine-int4-g64`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The stored tensors folded into this weight (codes first).
+    pub fn stored_names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|p| p.entry.name.as_str())
+    }
+
+    /// Bytes stored for codes, scales, zero points and other sidecars.
+    pub fn stored_bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.entry.range.len()).sum()
+    }
+
+    fn cols(&self) -> usize {
+        self.logical.shape.last().copied().unwrap_or(1)
+    }
+
+    /// Decodes `W[row, col .. col + out.len()]` (row counted across experts).
+    pub(crate) fn decode_row(&self, shards: &[Shard], row: usize, col: usize, out: &mut [f64]) {
+        self.codes.decode(shards, row, col, out);
+        let n = out.len();
+        let mut j = 0;
+        while j < n {
+            let c = col + j;
+            let (grid_row, group, run) = match &self.groups {
+                Groups::Cols(size) => (row, c / size, (size - c % size).min(n - j)),
+                Groups::Flat { size, cols } => {
+                    let k = row * cols + c;
+                    (0, k / size, (size - k % size).min(n - j))
+                }
+                Groups::Index(g_idx) => {
+                    let group = g_idx.value(shards, c);
+                    let run = (c + 1..col + n)
+                        .take_while(|&k| g_idx.value(shards, k) == group)
+                        .count()
+                        + 1;
+                    (row, group as usize, run)
+                }
+            };
+            let s = self.scale.at(shards, grid_row, group);
+            let z = self
+                .zero
+                .as_ref()
+                .map_or(0.0, |g| g.at(shards, grid_row, group));
+            let b = self
+                .bias
+                .as_ref()
+                .map_or(0.0, |g| g.at(shards, grid_row, group));
+            for x in &mut out[j..j + run] {
+                *x = (*x - z) * s + b;
+            }
+            j += run;
+        }
+    }
+
+    /// Decodes logical elements `range` (row-major order) into `out`.
+    pub(crate) fn decode_range(&self, shards: &[Shard], range: Range<usize>, out: &mut [f64]) {
+        let cols = self.cols().max(1);
+        let mut at = range.start;
+        let mut written = 0;
+        while at < range.end {
+            let (row, col) = (at / cols, at % cols);
+            let len = (cols - col).min(range.end - at);
+            self.decode_row(shards, row, col, &mut out[written..written + len]);
+            at += len;
+            written += len;
+        }
+    }
+
+    /// Releases the file pages of logical elements `range`: the codes' own
+    /// rows where they are contiguous, and everything once the range is the
+    /// whole weight.
+    pub(crate) fn release(&self, shards: &[Shard], range: Range<usize>) {
+        let numel: usize = self.logical.shape.iter().product();
+        if range.start == 0 && range.end >= numel {
+            for part in &self.parts {
+                part.release(shards, 0, part.entry.range.len());
+            }
+        } else if let Some(row_bytes) = self.codes.row_bytes() {
+            let cols = self.cols().max(1);
+            let (first, last) = (range.start / cols, range.end.div_ceil(cols));
+            self.codes
+                .part()
+                .release(shards, first * row_bytes, last * row_bytes);
+        }
+    }
+}

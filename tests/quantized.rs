@@ -1,0 +1,407 @@
+//! Quantized checkpoints: every format's fixture (made with the format's own
+//! library, or a transcription checked against it; see
+//! tests/golden/make_quantized.py) analysed as the dequantized weight, and
+//! compared with numpy/scipy statistics and ranks of that weight.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Table, analyze, assert_success, float, stderr, transformer, workspace};
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = workspace().join("tests/golden/quantized.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn fixture(case: &str) -> PathBuf {
+    workspace().join("tests/fixtures/quant").join(case)
+}
+
+fn run_transformer(model: &Path, extra: &[&str]) -> Table {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let mut args = vec![
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let output = transformer(&args);
+    assert_success(&output);
+    Table::read(&out)
+}
+
+fn close(ours: &str, want: &Value, what: &str) {
+    let (ours, want) = (float(ours), want.as_f64().unwrap());
+    let tolerance = 1e-9 * want.abs().max(1e-300);
+    assert!(
+        (ours - want).abs() <= tolerance,
+        "{what}: tpa {ours:e}, numpy {want:e}"
+    );
+}
+
+#[test]
+fn every_format_matches_the_golden_statistics_and_ranks_of_its_dequantized_weight() {
+    let golden = golden();
+    let cases = golden["cases"].as_object().unwrap();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    for (case, spec) in cases {
+        let table = run_transformer(&fixture(case), &[]);
+        let weights = spec["weights"].as_object().unwrap();
+        // One row per logical matrix plus the plain norm; no sidecar rows.
+        let matrices: usize = weights
+            .values()
+            .map(|w| w["matrices"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(
+            table.rows.len(),
+            matrices + spec["plain"].as_array().unwrap().len(),
+            "{case}: rows {:?}",
+            table
+                .rows
+                .iter()
+                .map(|r| &r["param_name"])
+                .collect::<Vec<_>>()
+        );
+        for (name, want) in weights {
+            let shape: Vec<u64> = want["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            for (e, m) in want["matrices"].as_array().unwrap().iter().enumerate() {
+                let row = table
+                    .rows
+                    .iter()
+                    .find(|r| {
+                        r["param_name"] == *name
+                            && (shape.len() == 2 || r["expert_index"] == e.to_string())
+                    })
+                    .unwrap_or_else(|| panic!("{case}: no row for {name} [{e}]"));
+                let what = |c: &str| format!("{case} {name}[{e}] {c}");
+                assert_eq!(
+                    row["quant"],
+                    spec["scheme"].as_str().unwrap(),
+                    "{}",
+                    what("quant")
+                );
+                for column in ["mean", "std", "var", "min", "max"] {
+                    close(&row[column], &m[column], &what(column));
+                }
+                assert_eq!(
+                    float(&row["sparsity"]),
+                    m["sparsity"].as_f64().unwrap(),
+                    "{}",
+                    what("sparsity")
+                );
+                assert_eq!(row["numel"], m["numel"].to_string(), "{}", what("numel"));
+                assert_eq!(
+                    row["actual_rank"],
+                    m["actual_rank"].to_string(),
+                    "{}",
+                    what("rank")
+                );
+                assert_eq!(
+                    row["svd_90_percent_rank"],
+                    m["energy_rank_90"].to_string(),
+                    "{}",
+                    what("90% rank")
+                );
+                close(
+                    &row["spectral_norm"],
+                    &m["spectral_norm"],
+                    &what("spectral_norm"),
+                );
+                if shape.len() == 2 {
+                    assert_eq!(row["shape"], format!("{shape:?}"), "{}", what("shape"));
+                }
+            }
+        }
+        for plain in spec["plain"].as_array().unwrap() {
+            assert_eq!(
+                table.row(plain.as_str().unwrap())["quant"],
+                "none",
+                "{case}"
+            );
+        }
+    }
+}
+
+#[test]
+fn raw_analyses_the_stored_tensors_and_labels_every_row_raw() {
+    let model = fixture("gptq_v1_int4_desc_act");
+    let table = run_transformer(&model, &["--raw"]);
+    let names: Vec<&str> = table
+        .rows
+        .iter()
+        .map(|r| r["param_name"].as_str())
+        .collect();
+    for stored in ["qweight", "qzeros", "scales", "g_idx"] {
+        let name = format!("model.layers.0.self_attn.k_proj.{stored}");
+        assert!(
+            names.contains(&name.as_str()),
+            "{name} missing from {names:?}"
+        );
+    }
+    assert!(table.rows.iter().all(|r| r["quant"] == "raw"));
+    assert_eq!(
+        table.row("model.layers.0.self_attn.k_proj.qweight")["dtype"],
+        "int32"
+    );
+}
+
+#[test]
+fn analyze_counts_logical_parameters_and_stored_bytes() {
+    let model = fixture("mlx_affine_4bit");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let output = analyze(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-rank",
+        "-q",
+    ]);
+    assert_success(&output);
+    let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = json["tensors"].as_array().unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["param_name"] == "model.layers.0.mlp.down_proj.weight")
+        .unwrap();
+    // [96, 256] at 4 bits: 96·32 u32 words of codes; f16 scales and biases per 64.
+    assert_eq!(row["numel"], 96 * 256);
+    assert_eq!(row["dtype"], "uint4");
+    assert_eq!(row["quant"], "mlx-affine-int4-g64");
+    assert_eq!(row["nbytes"], 96 * 32 * 4);
+    assert_eq!(row["quant_bytes"], 96 * 32 * 4 + 2 * (96 * 4 * 2));
+    let summary = &json["summary"];
+    assert_eq!(summary["total"]["parameters"], 96 * 256 + 256);
+    assert_eq!(
+        summary["total"]["bytes"],
+        96 * 32 * 4 + 2 * (96 * 4 * 2) + 256 * 2
+    );
+    assert_eq!(summary["quantization"]["schemes"]["mlx-affine-int4-g64"], 1);
+    assert_eq!(summary["quantization"]["stored_tensors"], 3);
+    assert!(
+        summary["quantization"]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("dequantized 1 quantized weight exactly"),
+        "{}",
+        summary["quantization"]["note"]
+    );
+}
+
+/// A checkpoint's tensors as (name, dtype, shape, bytes), for editing.
+type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Copies a fixture to a temporary directory, rewriting its tensors with
+/// `edit` and its config with `config`.
+fn altered(
+    case: &str,
+    edit: impl Fn(&mut Tensors),
+    config: impl Fn(&mut Value),
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture(case);
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    edit(&mut tensors);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config(&mut cfg);
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    dir
+}
+
+/// Runs tpa-transformer and returns its stderr, asserting a clean failure.
+fn fails(model: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let output = transformer(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "an output was written");
+    err
+}
+
+fn drop_tensor(name: &'static str) -> impl Fn(&mut Tensors) {
+    move |t| t.retain(|x| x.0 != name)
+}
+
+#[test]
+fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
+    let keep = |_: &mut Value| {};
+    // A scale of the wrong shape (FP8 blocks of a [200, 300] weight are 2 × 3).
+    let dir = altered(
+        "fp8_block_ragged_f32",
+        |t| {
+            let s = t
+                .iter_mut()
+                .find(|x| x.0.ends_with("weight_scale_inv"))
+                .unwrap();
+            s.2 = vec![3, 2];
+        },
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("model.layers.0.mlp.down_proj.weight_scale_inv"),
+        "{err}"
+    );
+    assert!(
+        err.contains("model.safetensors") && err.contains("[2, 3]"),
+        "{err}"
+    );
+
+    // A missing sibling.
+    let dir = altered(
+        "gptq_v1_int4_desc_act",
+        drop_tensor("model.layers.0.self_attn.k_proj.qzeros"),
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("model.layers.0.self_attn.k_proj.qzeros is not in the model"),
+        "{err}"
+    );
+
+    // A packed length that does not match the shape.
+    let dir = altered(
+        "ct_int4_sym_channel",
+        |t| {
+            let s = t
+                .iter_mut()
+                .find(|x| x.0.ends_with("weight_shape"))
+                .unwrap();
+            s.3[..8].copy_from_slice(&100i64.to_le_bytes());
+        },
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("weight_packed") && err.contains("does not match the shape"),
+        "{err}"
+    );
+
+    // A configuration that names a format whose tensors are missing.
+    let dir = altered(
+        "bnb_int8",
+        |_| {},
+        |c| {
+            c["quantization_config"] =
+                serde_json::json!({"quant_method": "fp8", "weight_block_size": [128, 128]});
+        },
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("bitsandbytes") && err.contains("\"fp8\""),
+        "{err}"
+    );
+    let dir = altered(
+        "mlx_affine_4bit",
+        |t| t.retain(|x| !x.0.contains("down_proj")),
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("no tensor"),
+        "{err}"
+    );
+
+    // Recognised but unsupported layouts are refused, never read raw.
+    let dir = altered(
+        "gptq_v2_int8_channel",
+        |_| {},
+        |c| {
+            c["quantization_config"]["checkpoint_format"] = "marlin".into();
+        },
+    );
+    let err = fails(dir.path());
+    assert!(err.contains("marlin") && err.contains("--raw"), "{err}");
+    let dir = altered(
+        "awq_int4_g64",
+        |_| {},
+        |c| {
+            c["quantization_config"]["version"] = "gemv".into();
+        },
+    );
+    assert!(fails(dir.path()).contains("AWQ version \"gemv\""));
+    let dir = altered(
+        "ct_fp8_tensor",
+        |_| {},
+        |c| {
+            c["quantization_config"]["format"] = "sparse-24-bitmask".into();
+        },
+    );
+    assert!(fails(dir.path()).contains("sparse"));
+
+    // bitsandbytes' packed codes must hold the shape its quant_state gives.
+    let dir = altered(
+        "bnb_fp4",
+        |t| {
+            let w = t
+                .iter_mut()
+                .find(|x| x.0 == "model.layers.0.self_attn.o_proj.weight")
+                .unwrap();
+            w.2 = vec![w.2[0] - 1, 1];
+            w.3.truncate(w.2[0]);
+        },
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("o_proj.weight") && err.contains("does not match the shape"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nan_scales_take_the_nan_path() {
+    let dir = altered(
+        "fp8_block_bf16_scales",
+        |t| {
+            let s = t
+                .iter_mut()
+                .find(|x| x.0.ends_with("weight_scale_inv"))
+                .unwrap();
+            s.3[..2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
+        },
+        |_| {},
+    );
+    let table = run_transformer(dir.path(), &[]);
+    let row = table.row("model.layers.0.mlp.down_proj.weight");
+    // The first 128 × 128 block is NaN; the rest still counts.
+    assert_eq!(row["nan_count"], (128 * 128).to_string());
+    assert_eq!(row["actual_rank"], "");
+}
