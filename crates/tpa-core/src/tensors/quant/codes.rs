@@ -54,6 +54,18 @@ pub(crate) fn int8_table() -> Box<[f64]> {
 }
 
 impl Codes {
+    /// One byte per element, `row_bytes` bytes per row, each byte mapped
+    /// through `table` (FP8, INT8).
+    pub(crate) fn bytes(part: Part, row_bytes: usize, table: Box<[f64]>) -> Codes {
+        Codes::Stream {
+            part,
+            bits: 8,
+            row_bits: row_bytes * 8,
+            high_first: false,
+            table,
+        }
+    }
+
     pub(crate) fn part(&self) -> &Part {
         match self {
             Codes::Stream { part, .. }

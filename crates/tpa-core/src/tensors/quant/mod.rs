@@ -1,7 +1,7 @@
 //! Reading quantized weights as the weight the model computes with.
 //!
 //! A quantized checkpoint stores a weight as small codes plus sidecar
-//! tensors (scales, zero points, group indices). [`detect`] finds them from
+//! tensors (scales, zero points, group indices). Opening a model finds them from
 //! each weight's siblings, as the formats' own loaders do, and checks the
 //! result against `config.json`. A [`Quantized`] then decodes any row
 //! segment of the logical `[out, in]` weight (`[E, out, in]` for stacked
@@ -10,7 +10,7 @@
 //! `W[r, c] = (code(r, c) − zero(r, g)) · scale(r, g) + bias(r, g)`,
 //!
 //! with g the group of column c. Each format only says where its codes and
-//! grids are ([`formats`]); the arithmetic is shared. Every product a format
+//! grids are (module `formats`); the arithmetic is shared. Every product a format
 //! defines is exact in f64 (small integers or 2–4-bit-mantissa floats times
 //! f32/f16/bf16 scales), so nothing is rounded that the model would not round.
 

@@ -180,13 +180,7 @@ pub(super) fn int8(cx: &Context<'_>, scb: &TensorEntry, prefix: &str) -> Result<
     Ok(Layout {
         name: weight.name.clone(),
         shape: vec![rows, cols],
-        codes: Codes::Stream {
-            part: Part::new(weight),
-            bits: 8,
-            row_bits: cols * 8,
-            high_first: false,
-            table: int8_table(),
-        },
+        codes: Codes::bytes(Part::new(weight), cols, int8_table()),
         groups: Groups::Cols(cols.max(1)),
         scale: Grid::Rows {
             values: Values::Divided {

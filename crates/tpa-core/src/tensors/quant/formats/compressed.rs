@@ -119,13 +119,7 @@ pub(super) fn detect(cx: &Context<'_>, scale: &TensorEntry, prefix: &str) -> Res
     let codes = if float {
         super::fp8::bytes(weight)
     } else {
-        Codes::Stream {
-            part: Part::new(weight),
-            bits: 8,
-            row_bits: cols * 8,
-            high_first: false,
-            table: int8_table(),
-        }
+        Codes::bytes(Part::new(weight), cols, int8_table())
     };
     let (strategy, groups, geometry) = strategy(cx, scale, rows, cols)?;
     let zero = match cx.get(&format!("{prefix}.weight_zero_point")) {

@@ -59,19 +59,18 @@ pub(super) fn block(cx: &Context<'_>, scale: &TensorEntry, prefix: &str) -> Resu
 
 /// One FP8 byte per element, row-major, decoded by its own table.
 pub(super) fn bytes(weight: &TensorEntry) -> Codes {
+    let cols = weight.shape.last().copied().unwrap_or(1);
+    Codes::bytes(Part::new(weight), cols, table(weight))
+}
+
+/// The decoding table of an FP8 tensor's dtype (E5M2 or E4M3FN).
+pub(super) fn table(weight: &TensorEntry) -> Box<[f64]> {
     let table: &[f64; 256] = if weight.dtype.0 == Dtype::F8_E5M2 {
         &minifloat::F8_E5M2
     } else {
         &minifloat::F8_E4M3FN
     };
-    let cols = weight.shape.last().copied().unwrap_or(1);
-    Codes::Stream {
-        part: Part::new(weight),
-        bits: 8,
-        row_bits: cols * 8,
-        high_first: false,
-        table: table.to_vec().into_boxed_slice(),
-    }
+    table.to_vec().into_boxed_slice()
 }
 
 fn block_size(cx: &Context<'_>) -> Result<(usize, usize)> {

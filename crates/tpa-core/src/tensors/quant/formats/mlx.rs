@@ -122,11 +122,7 @@ pub(super) fn detect(cx: &Context<'_>, scales: &TensorEntry, prefix: &str) -> Re
         let codes = if mode == "mxfp4" {
             super::compressed::e2m1_codes(weight, row_bits)
         } else {
-            let mut codes = super::fp8::bytes(weight);
-            if let Codes::Stream { row_bits: r, .. } = &mut codes {
-                *r = row_bits;
-            }
-            codes
+            Codes::bytes(Part::new(weight), words * 4, super::fp8::table(weight))
         };
         let code_type = if mode == "mxfp4" {
             "float4_e2m1fn"
