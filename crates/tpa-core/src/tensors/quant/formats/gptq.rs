@@ -123,7 +123,7 @@ pub(super) fn detect(
     let n_groups = ins.div_ceil(group.max(1));
     let g_idx = cx.get(&format!("{prefix}.g_idx"));
     if let Some(g) = g_idx {
-        // g_idx gives the true input count even where in·b/32 was floored.
+        // One group index per input, in original (unpermuted) input order.
         expect_shape(
             cx,
             g,
