@@ -365,6 +365,16 @@ fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
         },
     );
     assert!(fails(dir.path()).contains("sparse"));
+    // Also in an MLX per-layer override.
+    let dir = altered(
+        "mlx_mxfp4",
+        |_| {},
+        |c| {
+            c["quantization"]["model.layers.0.mlp.down_proj"] =
+                serde_json::json!({"mode": "nvfp4", "group_size": 16, "bits": 4});
+        },
+    );
+    assert!(fails(dir.path()).contains("MLX quantization mode \"nvfp4\""));
 
     // bitsandbytes' packed codes must hold the shape its quant_state gives.
     let dir = altered(

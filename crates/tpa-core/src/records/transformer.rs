@@ -8,7 +8,7 @@ use crate::analyses::spectrum::metrics::SpectralMetrics;
 use crate::analyses::spectrum::{BackendError, Engine};
 use crate::analyses::stats::{StatsOptions, TensorStats, range_stats};
 use crate::error::Result;
-use crate::tensors::MatrixView;
+use crate::tensors::{MatrixView, share};
 
 /// One matrix: identity, statistics, and its spectrum's metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ impl TransformerRecord {
             dtype: tensor.code_type(),
             nbytes: share(tensor.nbytes(), matrix.numel(), tensor.numel()),
             quant: tensor.scheme().to_owned(),
-            quant_bytes: share(tensor.quant_bytes(), matrix.numel(), tensor.numel()),
+            quant_bytes: tensor.bytes_of(matrix.numel()),
             stats,
             spectral: None,
             skipped: None,
@@ -125,11 +125,6 @@ impl TransformerRecord {
     pub fn design_rank(&self) -> usize {
         self.rows.min(self.cols)
     }
-}
-
-/// The part of `bytes` that `numel` of `total` elements account for.
-fn share(bytes: usize, numel: usize, total: usize) -> u64 {
-    (bytes as u128 * numel as u128 / total.max(1) as u128) as u64
 }
 
 impl Record for Row<'_, TransformerRecord> {

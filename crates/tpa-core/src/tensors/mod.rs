@@ -77,15 +77,10 @@ impl<'m> TensorView<'m> {
         self.quant.map_or(self.nbytes(), Quantized::stored_bytes)
     }
 
-    /// The stored bytes that `len` elements account for: exact for a plain
-    /// tensor, their share of [`Self::quant_bytes`] for a quantized one.
+    /// The stored bytes that `len` elements account for: their share of
+    /// [`Self::quant_bytes`] (exact for a plain tensor).
     pub fn bytes_of(&self, len: usize) -> u64 {
-        match self.quant {
-            Some(q) => {
-                (len as u128 * q.stored_bytes() as u128 / self.numel().max(1) as u128) as u64
-            }
-            None => (len * self.dtype().bits() / 8) as u64,
-        }
+        share(self.quant_bytes(), len, self.numel())
     }
 
     /// The stored shape.
@@ -203,6 +198,11 @@ impl<'m> TensorView<'m> {
                 reason: format!("bytes {from}..{to} lie outside the shard's data"),
             })
     }
+}
+
+/// The part of `bytes` that `len` of `total` elements account for.
+pub(crate) fn share(bytes: usize, len: usize, total: usize) -> u64 {
+    (bytes as u128 * len as u128 / total.max(1) as u128) as u64
 }
 
 /// See [`TensorView::matrix_shape`].

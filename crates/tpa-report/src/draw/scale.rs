@@ -46,13 +46,7 @@ impl Scale {
     /// ```
     pub fn new(kind: Kind, lo: f64, hi: f64, px0: f64, px1: f64) -> Scale {
         let (lo, hi) = domain(kind, lo, hi);
-        Scale {
-            kind,
-            lo,
-            hi,
-            px0,
-            px1,
-        }
+        Scale::exact(kind, lo, hi, px0, px1)
     }
 
     /// A scale over exactly `lo..=hi`, for axes whose ends are fixed.

@@ -103,7 +103,6 @@ impl Grid {
                 layout,
                 add,
             } => {
-                let lanes = (32 / bits) as usize;
                 let bytes = part.bytes(shards);
                 let mask = (1u64 << bits) - 1;
                 let (word, lane) = match *layout {
@@ -122,6 +121,7 @@ impl Grid {
                         return field as f64 + add;
                     }
                     PackedLayout::GroupsOfWords { words, awq } => {
+                        let lanes = (32 / bits) as usize;
                         let lane = if awq {
                             AWQ_REVERSE_ORDER[row % 8]
                         } else {
@@ -155,8 +155,9 @@ impl Grid {
 pub(crate) enum Groups {
     /// Groups of `size` consecutive columns.
     Cols(usize),
-    /// `g_idx[c]` (activation order), validated against the group count.
-    Index(Part),
+    /// `g_idx[c]` (activation order), read and validated once at detection
+    /// (one entry per input column, so small next to the weight).
+    Index(Box<[u32]>),
     /// Blocks of `size` elements of the flattened weight (bitsandbytes);
     /// the grid's row is then always 0.
     Flat { size: usize, cols: usize },

@@ -87,11 +87,11 @@ impl Quantized {
                     (0, k / size, (size - k % size).min(n - j))
                 }
                 Groups::Index(g_idx) => {
-                    let group = g_idx.value(shards, c);
-                    let run = (c + 1..col + n)
-                        .take_while(|&k| g_idx.value(shards, k) == group)
-                        .count()
-                        + 1;
+                    let group = g_idx[c];
+                    let run = g_idx[c..col + n]
+                        .iter()
+                        .take_while(|&&g| g == group)
+                        .count();
                     (row, group as usize, run)
                 }
             };

@@ -77,18 +77,18 @@ fn block_size(cx: &Context<'_>) -> Result<(usize, usize)> {
     let Some(config) = cx.config else {
         return Ok((128, 128));
     };
-    match config.value.get("weight_block_size") {
-        None => Ok((128, 128)),
-        Some(v) => match v
-            .as_array()
-            .map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>())
-        {
-            Some(b) if b.len() == 2 && b.iter().all(|x| x.is_some_and(|x| x > 0)) => {
-                Ok((b[0].unwrap_or(128) as usize, b[1].unwrap_or(128) as usize))
-            }
-            _ => Err(config.unsupported(format!(
-                "FP8 with weight_block_size {v} (only [rows, cols] blocks are read)"
-            ))),
-        },
+    let Some(v) = config.value.get("weight_block_size") else {
+        return Ok((128, 128));
+    };
+    let size = v
+        .as_array()
+        .map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>());
+    match size.as_deref() {
+        Some(&[Some(rows), Some(cols)]) if rows > 0 && cols > 0 => {
+            Ok((rows as usize, cols as usize))
+        }
+        _ => Err(config.unsupported(format!(
+            "FP8 with weight_block_size {v} (only [rows, cols] blocks are read)"
+        ))),
     }
 }

@@ -22,7 +22,12 @@ use crate::tensors::quant::grid::{Grid, Groups, Values};
 use crate::tensors::quant::part::Part;
 
 pub(super) fn check_config(config: &QuantConfig) -> Result<()> {
-    match config.str("mode").unwrap_or("affine") {
+    check_mode(config, config.str("mode").unwrap_or("affine"))
+}
+
+/// Refuses modes tpa does not read, globally or in a per-layer override.
+fn check_mode(config: &QuantConfig, mode: &str) -> Result<()> {
+    match mode {
         "affine" | "mxfp4" | "mxfp8" => Ok(()),
         mode => Err(config.unsupported(format!(
             "MLX quantization mode {mode:?} (affine, mxfp4 and mxfp8 are read)"
@@ -54,6 +59,7 @@ pub(super) fn detect(cx: &Context<'_>, scales: &TensorEntry, prefix: &str) -> Re
         .get("mode")
         .and_then(Value::as_str)
         .unwrap_or("affine");
+    check_mode(config, mode)?;
     let (default_group, default_bits) = match mode {
         "mxfp4" => (32, 4),
         "mxfp8" => (32, 8),

@@ -38,33 +38,29 @@ pub(super) fn detect_at(
     entry: &TensorEntry,
 ) -> Result<Option<(&'static str, Quantized)>> {
     let name = entry.name.as_str();
-    let tagged = |family: &'static str, q: Option<Quantized>| q.map(|q| (family, q));
-    Ok(if let Some(p) = name.strip_suffix(".weight_scale_inv") {
-        tagged("fp8", Some(fp8::block(cx, entry, p)?))
+    let found = if let Some(p) = name.strip_suffix(".weight_scale_inv") {
+        ("fp8", fp8::block(cx, entry, p)?)
     } else if let Some(p) = name.strip_suffix(".weight_scale") {
-        tagged(
-            "compressed-tensors",
-            Some(compressed::detect(cx, entry, p)?),
-        )
+        ("compressed-tensors", compressed::detect(cx, entry, p)?)
     } else if let Some(p) = name.strip_suffix(".qweight") {
         let family = gptq::family(cx, entry)?;
-        tagged(family, Some(gptq::detect(cx, entry, p, family)?))
+        (family, gptq::detect(cx, entry, p, family)?)
     } else if let Some(p) = name.strip_suffix(".scales") {
         // GPTQ and AWQ have `.scales` too; their `.qweight` marks them.
         if cx.get(&format!("{p}.qweight")).is_some() {
-            None
-        } else {
-            tagged("mlx", Some(mlx::detect(cx, entry, p)?))
+            return Ok(None);
         }
+        ("mlx", mlx::detect(cx, entry, p)?)
     } else if let Some(p) = name.strip_suffix(".weight.absmax") {
-        tagged("bitsandbytes", Some(bnb::four_bit(cx, entry, p)?))
+        ("bitsandbytes", bnb::four_bit(cx, entry, p)?)
     } else if let Some(p) = name.strip_suffix(".SCB") {
-        tagged("bitsandbytes", Some(bnb::int8(cx, entry, p)?))
+        ("bitsandbytes", bnb::int8(cx, entry, p)?)
     } else if let Some(p) = name.strip_suffix("_blocks") {
-        tagged("mxfp4", gpt_oss::detect(cx, entry, p)?)
+        return Ok(gpt_oss::detect(cx, entry, p)?.map(|q| ("mxfp4", q)));
     } else {
-        None
-    })
+        return Ok(None);
+    };
+    Ok(Some(found))
 }
 
 /// The pieces of a quantized weight, before they are checked into one.
@@ -100,12 +96,7 @@ impl Layout {
         {
             parts.extend(grid.parts().into_iter().cloned());
         }
-        if let Groups::Index(g_idx) = &self.groups {
-            parts.push(g_idx.clone());
-        }
         parts.extend(self.extra_parts);
-        let mut seen = std::collections::HashSet::new();
-        parts.retain(|p| seen.insert(p.entry.name.clone()));
         Quantized {
             logical,
             codes: self.codes,
@@ -179,7 +170,8 @@ pub(super) const FLOATS: &[Dtype] = &[Dtype::F32, Dtype::BF16, Dtype::F16];
 
 /// Checks that group indices are valid and returns how columns map to
 /// groups: plain groups of `size` when `g_idx[i] = i / size` throughout,
-/// else the index itself.
+/// else the index itself. The caller keeps the `g_idx` tensor among the
+/// weight's stored parts.
 pub(super) fn group_index(
     cx: &Context<'_>,
     g_idx: Option<&TensorEntry>,
@@ -193,7 +185,7 @@ pub(super) fn group_index(
     expect_dtype(cx, entry, &[Dtype::I32, Dtype::I64], "the group index")?;
     expect_shape(cx, entry, &[cols], "the group index")?;
     let part = Part::new(entry);
-    let mut trivial = true;
+    let mut index = Vec::with_capacity(cols);
     for i in 0..cols {
         let g = part.value(cx.shards(), i);
         if !(g >= 0.0 && (g as usize) < groups) {
@@ -202,11 +194,17 @@ pub(super) fn group_index(
                 format!("entry {i} is {g}, outside the {groups} groups of the scales"),
             ));
         }
-        trivial &= g as usize == i / size;
+        index.push(g as u32);
     }
-    Ok(if trivial {
-        Groups::Cols(size)
-    } else {
-        Groups::Index(part)
-    })
+    Ok(
+        if index
+            .iter()
+            .enumerate()
+            .all(|(i, &g)| g as usize == i / size)
+        {
+            Groups::Cols(size)
+        } else {
+            Groups::Index(index.into_boxed_slice())
+        },
+    )
 }
