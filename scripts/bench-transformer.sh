@@ -6,6 +6,8 @@
 #
 #   scripts/bench-transformer.sh          # MiniLM and a ~1.1B Llama-shaped bf16 model
 #   scripts/bench-transformer.sh --7b     # also a Llama-2-7B-shaped bf16 model (tpa only)
+#   scripts/bench-transformer.sh --quant  # the ~1.1B model stored as block FP8 and as GPTQ
+#                                         # int4 instead (scipy on numpy-dequantized weights)
 #
 # Models go to data/models/bench-* (git-ignored; delete them afterwards).
 set -euo pipefail
@@ -13,23 +15,23 @@ cd "$(dirname "$0")/.."
 
 cargo build --release -q -p tpa-cli -p tpa-testkit
 scripts/fetch-minilm.sh >/dev/null
-make_model() { # name hidden intermediate layers kv_dim
+make_model() { # name hidden intermediate layers kv_dim [tpa-fixture options]
     local dir="data/models/$1"
     [ -d "$dir" ] || ./target/release/tpa-fixture --arch llama --dtype bf16 --vocab 32000 \
-        --hidden "$2" --intermediate "$3" --layers "$4" --kv-dim "$5" --out "$dir" >/dev/null
+        --hidden "$2" --intermediate "$3" --layers "$4" --kv-dim "$5" "${@:6}" --out "$dir" >/dev/null
     echo "$dir"
 }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-compare() { # model name
+compare() { # model name [make_spectra_golden.py options]
     local model=$1 name=$2
     cat "$model"/*.safetensors >/dev/null
     /usr/bin/time -o "$out/time" -f "%e %M" ./target/release/tpa-transformer \
         --model-path "$model" --out "$out/$name.tpa.csv" --no-gpu --quiet
     read -r tpa_wall tpa_kb <"$out/time"
     /usr/bin/time -o "$out/time" -f "%e %M" python3 tests/golden/make_spectra_golden.py "$model" \
-        --out "$out/$name.scipy.csv" --time 2>"$out/scipy.log"
+        --out "$out/$name.scipy.csv" --time "${@:3}" 2>"$out/scipy.log"
     read -r py_wall py_kb <"$out/time"
     svd=$(grep -o 'svdvals: [0-9.]*' "$out/scipy.log" | awk '{print $2}')
     python3 - "$out/$name.tpa.csv" "$out/$name.scipy.csv" "$name" "$tpa_wall" "$tpa_kb" "$svd" "$py_wall" <<'PY'
@@ -48,6 +50,13 @@ PY
 
 echo "| model | tensors | scipy svdvals s | tpa-transformer s (whole run) | speed-up | tpa peak RSS MiB | ranks (actual, 50/90/99%) | svd-f64 fallbacks |"
 echo "|---|---|---|---|---|---|---|---|"
+if [ "${1:-}" = "--quant" ]; then
+    for scheme in fp8-block-128x128 gptq-int4-g128; do
+        compare "$(make_model "bench-llama-1b-$scheme" 2048 5632 22 512 --quant "$scheme")" \
+            "llama-1.1b-$scheme" --dequantize
+    done
+    exit
+fi
 compare data/models/all-MiniLM-L6-v2 all-MiniLM-L6-v2
 compare "$(make_model bench-llama-1b 2048 5632 22 512)" llama-1.1b-bf16
 

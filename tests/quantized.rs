@@ -8,7 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Table, analyze, assert_success, float, stderr, transformer, workspace};
-use serde_json::Value;
+use serde_json::{Value, json};
+use tpa_testkit::quantized::{Scheme, write_quantized_model};
+use tpa_testkit::{Dtype, Fill, TensorSpec};
 
 fn golden() -> Value {
     let path = workspace().join("tests/golden/quantized.json");
@@ -128,6 +130,82 @@ fn every_format_matches_the_golden_statistics_and_ranks_of_its_dequantized_weigh
                 "none",
                 "{case}"
             );
+        }
+    }
+}
+
+/// A shape each generated scheme can store, with its odd cases: ragged FP8
+/// blocks and bitsandbytes blocks, stacked MLX and gpt-oss experts.
+fn generated_shape(scheme: &Scheme) -> Vec<usize> {
+    match scheme {
+        Scheme::Fp8Block { .. } => vec![200, 300],
+        Scheme::Bnb4 { .. } => vec![90, 250],
+        Scheme::MlxAffine { .. } | Scheme::MlxMxfp4 | Scheme::GptOssMxfp4 => vec![3, 32, 256],
+        _ => vec![96, 256],
+    }
+}
+
+#[test]
+fn generated_models_of_every_format_read_as_their_generator_dequantizes() {
+    let schemes = Scheme::examples();
+    assert!(schemes.len() >= 20);
+    for scheme in schemes {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = generated_shape(&scheme);
+        let name = if shape.len() == 3 {
+            "model.layers.0.mlp.experts.down_proj.weight"
+        } else {
+            "model.layers.0.mlp.down_proj.weight"
+        };
+        let w = scheme.quantize(name, &shape, 11).unwrap();
+        let mut tensors = w.tensors.clone();
+        tensors.push(TensorSpec::new(
+            "model.norm.weight",
+            Dtype::BF16,
+            &[64],
+            Fill::Pattern,
+        ));
+        write_quantized_model(dir.path(), &tensors, &scheme, 1, json!({})).unwrap();
+        let table = run_transformer(dir.path(), &[]);
+        let values = w.dequantized();
+        let per = values.len() / shape[0];
+        let experts = if shape.len() == 3 { shape[0] } else { 1 };
+        let rows: Vec<_> = table
+            .rows
+            .iter()
+            .filter(|r| r["param_name"] == w.name)
+            .collect();
+        assert_eq!(rows.len(), experts, "{scheme}: {:?}", table.rows.len());
+        assert_eq!(table.rows.len(), experts + 1, "{scheme}: sidecar rows");
+        for (e, row) in rows.iter().enumerate() {
+            let m = if experts > 1 {
+                &values[e * per..(e + 1) * per]
+            } else {
+                &values[..]
+            };
+            let n = m.len() as f64;
+            let mean = m.iter().sum::<f64>() / n;
+            let var = m.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            let frobenius = m.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let min = m.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let what = |c: &str| format!("{scheme} [{e}] {c}");
+            assert_eq!(row["quant"], scheme.label(), "{}", what("quant"));
+            for (column, want) in [
+                ("mean", mean),
+                ("var", var),
+                ("min", min),
+                ("max", max),
+                ("frobenius_norm", frobenius),
+            ] {
+                let ours = float(&row[column]);
+                assert!(
+                    (ours - want).abs() <= 1e-10 * want.abs().max(1e-300),
+                    "{}: tpa {ours:e}, generator {want:e}",
+                    what(column)
+                );
+            }
+            assert_eq!(row["numel"], m.len().to_string(), "{}", what("numel"));
         }
     }
 }
@@ -414,4 +492,57 @@ fn nan_scales_take_the_nan_path() {
     // The first 128 × 128 block is NaN; the rest still counts.
     assert_eq!(row["nan_count"], (128 * 128).to_string());
     assert_eq!(row["actual_rank"], "");
+}
+
+#[test]
+fn rotated_compressed_tensors_checkpoints_say_so_in_the_summary() {
+    let analyze_json = |dir: &Path| -> Value {
+        let out = dir.join("out.json");
+        let output = analyze(&[
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-rank",
+            "-q",
+        ]);
+        assert_success(&output);
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let plain = altered("ct_int4_asym_g32", |_| {}, |_| {});
+    let rotated = altered(
+        "ct_int4_asym_g32",
+        |_| {},
+        |cfg| {
+            cfg["quantization_config"]["transform_config"] =
+                json!({"config_groups": {"u": {"type": "hadamard", "apply": []}}});
+        },
+    );
+    let note = |v: &Value| {
+        v["summary"]["quantization"]["note"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (plain, rotated) = (analyze_json(plain.path()), analyze_json(rotated.path()));
+    assert!(
+        !note(&plain).contains("transform_config"),
+        "{}",
+        note(&plain)
+    );
+    assert!(
+        note(&rotated).contains("has a transform_config: the weights were rotated"),
+        "{}",
+        note(&rotated)
+    );
+    // The numbers are those of the weight as stored either way.
+    let numbers = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["param_name"].clone(), r["mean"].clone(), r["var"].clone()))
+            .collect()
+    };
+    assert_eq!(numbers(&plain), numbers(&rotated));
 }

@@ -14,7 +14,10 @@ default method, on lambda = sigma^2 > 1e-5, as WeightWatcher.fit_powerlaw does).
         --out tests/golden/minilm_spectra.csv
 
 Also the scipy reference of BENCHMARKS.md: with --time it prints the time of
-svdvals over all tensors (nothing else is timed).
+svdvals over all tensors (nothing else is timed). With --dequantize, fine-grained
+FP8 and GPTQ weights are first dequantized in float64 by numpy_dequant.py (an
+independent transcription of the formats' own dequantize), one row per logical
+weight as tpa-transformer gives.
 """
 import argparse
 import contextlib
@@ -29,6 +32,7 @@ import scipy
 import scipy.linalg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_dequant import dequantized  # noqa: E402
 from numpy_stats import shard_files, tensors  # noqa: E402
 
 RANK_RTOL = 1e-6
@@ -88,20 +92,28 @@ def main():
     parser.add_argument("model")
     parser.add_argument("--out")
     parser.add_argument("--time", action="store_true")
+    parser.add_argument("--dequantize", action="store_true")
     args = parser.parse_args()
+
+    def every_tensor():
+        if args.dequantize:
+            yield from dequantized(args.model)
+            return
+        for path in shard_files(args.model):
+            for name, _dtype, shape, x in tensors(path):
+                yield name, shape, x
 
     rows = []
     svd_seconds = 0.0
-    for path in shard_files(args.model):
-        for name, _dtype, shape, x in tensors(path):
-            w = matrix(shape, x)
-            start = time.perf_counter()
-            s = scipy.linalg.svdvals(w) if w.size else np.zeros(0)
-            svd_seconds += time.perf_counter() - start
-            if args.out:
-                row = {"param_name": name, "rows": w.shape[0], "cols": w.shape[1]}
-                row.update(metrics(s))
-                rows.append(row)
+    for name, shape, x in every_tensor():
+        w = matrix(shape, x)
+        start = time.perf_counter()
+        s = scipy.linalg.svdvals(w) if w.size else np.zeros(0)
+        svd_seconds += time.perf_counter() - start
+        if args.out:
+            row = {"param_name": name, "rows": w.shape[0], "cols": w.shape[1]}
+            row.update(metrics(s))
+            rows.append(row)
     if args.time:
         print(f"scipy svdvals: {svd_seconds:.2f} s for all tensors", file=sys.stderr)
     if args.out:

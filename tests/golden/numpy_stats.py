@@ -51,8 +51,8 @@ def shard_files(model):
     return sorted(glob.glob(os.path.join(model, "*.safetensors")))
 
 
-def tensors(path):
-    """Yields (name, dtype, shape, float64 array) for each tensor of a shard."""
+def entries(path):
+    """Yields (name, dtype, shape, raw bytes as a memmap slice) for each tensor of a shard."""
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
@@ -61,17 +61,26 @@ def tensors(path):
         if name == "__metadata__":
             continue
         start, end = info["data_offsets"]
-        raw = data[start:end]
-        dtype = info["dtype"]
-        if dtype == "BF16":
-            x = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-        elif dtype.startswith("F8_"):
-            import ml_dtypes
-            kind = {"F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}[dtype]
-            x = raw.view(kind)
-        else:
-            x = raw.view(NUMPY_DTYPES[dtype])
-        yield name, dtype, info["shape"], x.astype(np.float64)
+        yield name, info["dtype"], info["shape"], data[start:end]
+
+
+def decode(raw, dtype):
+    """Raw little-endian bytes of `dtype` -> float64."""
+    if dtype == "BF16":
+        x = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    elif dtype.startswith("F8_"):
+        import ml_dtypes
+        kind = {"F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}[dtype]
+        x = raw.view(kind)
+    else:
+        x = raw.view(NUMPY_DTYPES[dtype])
+    return x.astype(np.float64)
+
+
+def tensors(path):
+    """Yields (name, dtype, shape, float64 array) for each tensor of a shard."""
+    for name, dtype, shape, raw in entries(path):
+        yield name, dtype, shape, decode(raw, dtype)
 
 
 def stats(x):

@@ -94,6 +94,134 @@ pub fn moe(
     })
 }
 
+/// DeepSeek-V3's multi-head latent attention sizes (its `config.json`:
+/// `q_lora_rank`, `kv_lora_rank`, `num_attention_heads`; head dims
+/// `qk_nope_head_dim` 128, `qk_rope_head_dim` 64, `v_head_dim` 128).
+#[derive(Debug, Clone, Copy)]
+pub struct Mla {
+    pub q_rank: usize,
+    pub kv_rank: usize,
+    pub heads: usize,
+}
+
+impl Mla {
+    pub const DEEPSEEK_V3: Mla = Mla {
+        q_rank: 1536,
+        kv_rank: 512,
+        heads: 128,
+    };
+    const NOPE: usize = 128;
+    const ROPE: usize = 64;
+    const V: usize = 128;
+}
+
+/// DeepSeek-V3/R1 naming: MLA attention (`q_a_proj`, `q_b_proj`,
+/// `kv_a_proj_with_mqa`, `kv_b_proj`, `o_proj` and their norms); the first
+/// `dense_layers` layers a dense MLP of `d.intermediate`, the others a router
+/// (`mlp.gate` + `e_score_correction_bias`), `experts` routed experts and
+/// one shared expert of `moe_intermediate`. DeepSeek-V3 itself is
+/// `Dims { vocab: 129280, hidden: 7168, intermediate: 18432, layers: 61, .. }`,
+/// 3 dense layers, 256 experts of 2048, [`Mla::DEEPSEEK_V3`].
+pub fn deepseek_v3(
+    d: Dims,
+    mla: Mla,
+    dense_layers: usize,
+    experts: usize,
+    moe_intermediate: usize,
+    dtype: Dtype,
+    fill: &Fill,
+) -> Vec<TensorSpec> {
+    let h = d.hidden;
+    let mlp = |q: &str, int: usize| {
+        vec![
+            spec(format!("{q}.gate_proj.weight"), dtype, &[int, h], fill),
+            spec(format!("{q}.up_proj.weight"), dtype, &[int, h], fill),
+            spec(format!("{q}.down_proj.weight"), dtype, &[h, int], fill),
+        ]
+    };
+    let mut t = vec![spec(
+        "model.embed_tokens.weight".into(),
+        dtype,
+        &[d.vocab, h],
+        fill,
+    )];
+    for l in 0..d.layers {
+        let p = format!("model.layers.{l}");
+        let a = format!("{p}.self_attn");
+        let heads = mla.heads;
+        t.extend([
+            spec(
+                format!("{a}.q_a_proj.weight"),
+                dtype,
+                &[mla.q_rank, h],
+                fill,
+            ),
+            spec(
+                format!("{a}.q_a_layernorm.weight"),
+                dtype,
+                &[mla.q_rank],
+                fill,
+            ),
+            spec(
+                format!("{a}.q_b_proj.weight"),
+                dtype,
+                &[heads * (Mla::NOPE + Mla::ROPE), mla.q_rank],
+                fill,
+            ),
+            spec(
+                format!("{a}.kv_a_proj_with_mqa.weight"),
+                dtype,
+                &[mla.kv_rank + Mla::ROPE, h],
+                fill,
+            ),
+            spec(
+                format!("{a}.kv_a_layernorm.weight"),
+                dtype,
+                &[mla.kv_rank],
+                fill,
+            ),
+            spec(
+                format!("{a}.kv_b_proj.weight"),
+                dtype,
+                &[heads * (Mla::NOPE + Mla::V), mla.kv_rank],
+                fill,
+            ),
+            spec(
+                format!("{a}.o_proj.weight"),
+                dtype,
+                &[h, heads * Mla::V],
+                fill,
+            ),
+        ]);
+        if l < dense_layers {
+            t.extend(mlp(&format!("{p}.mlp"), d.intermediate));
+        } else {
+            t.push(spec(
+                format!("{p}.mlp.gate.weight"),
+                dtype,
+                &[experts, h],
+                fill,
+            ));
+            t.push(spec(
+                format!("{p}.mlp.gate.e_score_correction_bias"),
+                Dtype::F32,
+                &[experts],
+                fill,
+            ));
+            for e in 0..experts {
+                t.extend(mlp(&format!("{p}.mlp.experts.{e}"), moe_intermediate));
+            }
+            t.extend(mlp(&format!("{p}.mlp.shared_experts"), moe_intermediate));
+        }
+        for norm in ["input_layernorm", "post_attention_layernorm"] {
+            t.push(spec(format!("{p}.{norm}.weight"), dtype, &[h], fill));
+        }
+    }
+    t.push(spec("model.norm.weight".into(), dtype, &[h], fill));
+    t.push(spec("lm_head.weight".into(), dtype, &[d.vocab, h], fill));
+    t
+}
+
 /// A Llama-style decoder: embedding; per layer the attention projections,
 /// `mlp(prefix)`'s tensors and the two norms; the final norm and lm_head.
 fn decoder(

@@ -10,6 +10,7 @@ pub mod architectures;
 mod encode;
 pub mod mock_hub;
 pub mod planted;
+pub mod quantized;
 mod rng;
 
 use std::borrow::Cow;
@@ -52,6 +53,9 @@ pub enum Fill {
     Values(Vec<f64>),
     /// A 2-D tensor with exactly these singular values (see [`planted`]).
     Spectrum { sigma: Vec<f64>, seed: u64 },
+    /// Stored bytes of a quantized weight (codes, scales, ...), packed on
+    /// demand; see [`quantized`]. Such a tensor has bytes, not values.
+    Packed(quantized::Packing),
 }
 
 /// A tensor to be written.
@@ -78,6 +82,10 @@ impl TensorSpec {
     }
 
     /// The values this tensor holds, as f64 (before encoding).
+    ///
+    /// # Panics
+    /// For [`Fill::Packed`] tensors, whose values are the weight's
+    /// ([`quantized::QuantWeight::dequantized`]), not the stored elements'.
     pub fn values(&self) -> Vec<f64> {
         let n = self.numel();
         match &self.fill {
@@ -97,12 +105,16 @@ impl TensorSpec {
                 };
                 planted::matrix(rows, cols, sigma, *seed)
             }
+            Fill::Packed(_) => panic!("{} holds packed codes, not values", self.name),
         }
     }
 
     /// The stored bytes.
     pub fn bytes(&self) -> Vec<u8> {
-        encode(self.dtype, &self.values())
+        match &self.fill {
+            Fill::Packed(p) => p.bytes(),
+            _ => encode(self.dtype, &self.values()),
+        }
     }
 }
 

@@ -51,6 +51,7 @@ pub struct Model {
     reading: Reading,
     quantized: Vec<Quantized>,
     quant_method: Option<String>,
+    quant_caveats: Vec<String>,
     items: Vec<Item>,
 }
 
@@ -73,6 +74,7 @@ impl Model {
             let detected = quant::detect(&model.entries, &model.shards, config.as_ref())?;
             model.quantized = detected.quantized;
             model.quant_method = detected.method;
+            model.quant_caveats = detected.caveats;
             model.items = items(&model.entries, &model.quantized, &detected.folded);
         }
         Ok(model)
@@ -198,6 +200,7 @@ impl Model {
             reading: Reading::Raw,
             quantized: Vec::new(),
             quant_method: None,
+            quant_caveats: Vec::new(),
         }
     }
 
@@ -260,6 +263,12 @@ impl Model {
     /// The quantization method the configuration names (`fp8`, `gptq`, `mlx`...).
     pub fn quant_method(&self) -> Option<&str> {
         self.quant_method.as_deref()
+    }
+
+    /// What the quantization configuration implies for the numbers (e.g.
+    /// rotated weights), one sentence each.
+    pub fn quant_caveats(&self) -> &[String] {
+        &self.quant_caveats
     }
 
     /// Every stored tensor, with sidecars, whatever the reading.

@@ -96,17 +96,22 @@ impl Quantization {
         }
         let stored: usize = quantized.iter().map(|q| q.stored_names().count()).sum();
         let list: Vec<String> = schemes.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
+        let mut note = format!(
+            "dequantized {} quantized weight{} exactly in f64 from codes and scales \
+             ({}); their {stored} stored tensors are folded into one row per weight, \
+             with parameters counted as logical weights and bytes as stored",
+            quantized.len(),
+            if quantized.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        );
+        for caveat in model.quant_caveats() {
+            note.push_str(". Note: ");
+            note.push_str(caveat);
+        }
         Some(Quantization {
             reading: "dequantized",
             method: model.quant_method().map(str::to_owned),
-            note: format!(
-                "dequantized {} quantized weight{} exactly in f64 from codes and scales \
-                 ({}); their {stored} stored tensors are folded into one row per weight, \
-                 with parameters counted as logical weights and bytes as stored",
-                quantized.len(),
-                if quantized.len() == 1 { "" } else { "s" },
-                list.join(", ")
-            ),
+            note,
             schemes,
             stored_tensors: stored as u64,
         })

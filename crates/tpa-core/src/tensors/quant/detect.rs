@@ -18,6 +18,8 @@ pub(crate) struct Detected {
     pub folded: HashSet<String>,
     /// The quantization method the configuration names, if any.
     pub method: Option<String>,
+    /// What a reader of the numbers must know that the rows cannot say.
+    pub caveats: Vec<String>,
 }
 
 /// The quantization section of a model's configuration.
@@ -214,5 +216,24 @@ pub(crate) fn detect(
         folded: owner.keys().map(|n| (*n).to_owned()).collect(),
         quantized: found.into_iter().map(|(_, q)| q).collect(),
         method: config.map(|c| c.method.clone()).filter(|m| !m.is_empty()),
+        caveats: config.map(caveats).unwrap_or_default(),
     })
+}
+
+/// compressed-tensors' `transform_config` means the weights were rotated
+/// (SpinQuant/QuIP Hadamard transforms) before they were quantized.
+fn caveats(config: &QuantConfig) -> Vec<String> {
+    let rotated = config
+        .value
+        .get("transform_config")
+        .is_some_and(|t| !t.is_null() && t.as_object().is_none_or(|o| !o.is_empty()));
+    if !rotated {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} has a transform_config: the weights were rotated before quantization and are \
+         analysed as stored, in the rotated basis (singular values are those of the \
+         unrotated weight when the rotations are orthogonal; elementwise statistics are not)",
+        config.path.display()
+    )]
 }

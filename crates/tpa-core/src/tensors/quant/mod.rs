@@ -126,11 +126,12 @@ impl Quantized {
     }
 
     /// Releases the file pages of logical elements `range`: the codes' own
-    /// rows where they are contiguous, and everything once the range is the
-    /// whole weight.
+    /// rows where they are contiguous, and everything once the range reaches
+    /// the weight's end (passes go front to back; codes packed across rows,
+    /// as GPTQ's, are only released then, else they would stay resident).
     pub(crate) fn release(&self, shards: &[Shard], range: Range<usize>) {
         let numel: usize = self.logical.shape.iter().product();
-        if range.start == 0 && range.end >= numel {
+        if range.end >= numel {
             for part in &self.parts {
                 part.release(shards, 0, part.entry.range.len());
             }
