@@ -337,19 +337,21 @@ fn drop_tensor(name: &'static str) -> impl Fn(&mut Tensors) {
     move |t| t.retain(|x| x.0 != name)
 }
 
+/// Applies `change` to the tensor whose name ends with `suffix`.
+fn with_tensor(
+    suffix: &'static str,
+    change: impl Fn(&mut (String, safetensors::Dtype, Vec<usize>, Vec<u8>)),
+) -> impl Fn(&mut Tensors) {
+    move |t| change(t.iter_mut().find(|x| x.0.ends_with(suffix)).unwrap())
+}
+
 #[test]
 fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
     let keep = |_: &mut Value| {};
     // A scale of the wrong shape (FP8 blocks of a [200, 300] weight are 2 × 3).
     let dir = altered(
         "fp8_block_ragged_f32",
-        |t| {
-            let s = t
-                .iter_mut()
-                .find(|x| x.0.ends_with("weight_scale_inv"))
-                .unwrap();
-            s.2 = vec![3, 2];
-        },
+        with_tensor("weight_scale_inv", |s| s.2 = vec![3, 2]),
         keep,
     );
     let err = fails(dir.path());
@@ -374,16 +376,25 @@ fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
         "{err}"
     );
 
+    // Stacked (3-D) compressed-tensors codes: its experts are separate
+    // modules, so such a tensor is refused rather than guessed.
+    let dir = altered(
+        "ct_int4_asym_g32",
+        with_tensor("weight_packed", |p| p.2 = vec![2, 32, 32]),
+        keep,
+    );
+    let err = fails(dir.path());
+    assert!(
+        err.contains("q_proj.weight_packed") && err.contains("must be 2-D"),
+        "{err}"
+    );
+
     // A packed length that does not match the shape.
     let dir = altered(
         "ct_int4_sym_channel",
-        |t| {
-            let s = t
-                .iter_mut()
-                .find(|x| x.0.ends_with("weight_shape"))
-                .unwrap();
-            s.3[..8].copy_from_slice(&100i64.to_le_bytes());
-        },
+        with_tensor("weight_shape", |s| {
+            s.3[..8].copy_from_slice(&100i64.to_le_bytes())
+        }),
         keep,
     );
     let err = fails(dir.path());
@@ -457,14 +468,10 @@ fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
     // bitsandbytes' packed codes must hold the shape its quant_state gives.
     let dir = altered(
         "bnb_fp4",
-        |t| {
-            let w = t
-                .iter_mut()
-                .find(|x| x.0 == "model.layers.0.self_attn.o_proj.weight")
-                .unwrap();
+        with_tensor("model.layers.0.self_attn.o_proj.weight", |w| {
             w.2 = vec![w.2[0] - 1, 1];
             w.3.truncate(w.2[0]);
-        },
+        }),
         keep,
     );
     let err = fails(dir.path());
@@ -478,13 +485,9 @@ fn bad_sidecars_and_configs_are_errors_that_name_the_tensor_and_file() {
 fn nan_scales_take_the_nan_path() {
     let dir = altered(
         "fp8_block_bf16_scales",
-        |t| {
-            let s = t
-                .iter_mut()
-                .find(|x| x.0.ends_with("weight_scale_inv"))
-                .unwrap();
-            s.3[..2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
-        },
+        with_tensor("weight_scale_inv", |s| {
+            s.3[..2].copy_from_slice(&half::bf16::NAN.to_le_bytes())
+        }),
         |_| {},
     );
     let table = run_transformer(dir.path(), &[]);

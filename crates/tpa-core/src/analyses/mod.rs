@@ -11,5 +11,6 @@ pub mod classify;
 pub mod digest;
 pub mod embedding;
 pub mod runner;
+pub mod shard;
 pub mod spectrum;
 pub mod stats;

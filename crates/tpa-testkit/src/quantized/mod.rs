@@ -19,8 +19,9 @@
 //! ```
 
 mod draw;
+mod layout;
 pub mod pack;
-mod spec;
+mod text;
 
 pub use draw::Packing;
 
@@ -120,18 +121,18 @@ impl Scheme {
 
     /// The scheme as tpa's `quant` column names it.
     pub fn label(&self) -> String {
-        spec::label(self)
+        text::label(self)
     }
 
     /// The entry of `config.json` that names this format (merged into the
     /// file [`write_quantized_model`] writes).
     pub fn config(&self) -> Value {
-        spec::config(self)
+        layout::config(self)
     }
 
     /// Whether a weight of `shape` can be stored this way.
     pub fn check_shape(&self, shape: &[usize]) -> Result<(), String> {
-        spec::check_shape(self, shape)
+        layout::check_shape(self, shape)
     }
 
     /// The stored tensors of weight `name` (`P.weight`, or gpt-oss's bare
@@ -143,7 +144,7 @@ impl Scheme {
             _ => name,
         };
         let draw = Draw::new(self.clone(), shape, seed);
-        let tensors = spec::parts(self, logical, shape)
+        let tensors = layout::parts(self, logical, shape)
             .into_iter()
             .map(|(name, dtype, stored, part)| {
                 TensorSpec::new(

@@ -232,8 +232,8 @@ fn caveats(config: &QuantConfig) -> Vec<String> {
     }
     vec![format!(
         "{} has a transform_config: the weights were rotated before quantization and are \
-         analysed as stored, in the rotated basis (singular values are those of the \
-         unrotated weight when the rotations are orthogonal; elementwise statistics are not)",
+         analysed as stored, in the rotated basis (an orthogonal rotation leaves the singular \
+         values as they were; the elementwise statistics change)",
         config.path.display()
     )]
 }
