@@ -23,6 +23,14 @@ pub fn transformer(args: &[&str]) -> Output {
         .expect("the tpa-transformer binary runs")
 }
 
+/// Runs `tpa-merge` with `args`.
+pub fn merge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpa-merge"))
+        .args(args)
+        .output()
+        .expect("the tpa-merge binary runs")
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

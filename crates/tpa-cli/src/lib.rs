@@ -10,6 +10,7 @@ mod console;
 pub mod download;
 pub mod embedding;
 mod matrices;
+pub mod merge;
 mod progress;
 pub mod report;
 pub mod transformer;

@@ -7,14 +7,15 @@ use anyhow::Result;
 use tpa_core::analyses::runner::{self, Limits};
 use tpa_core::analyses::spectrum::{CpuBackend, Engine};
 use tpa_core::analyses::stats::StatsOptions;
-use tpa_core::records::TransformerRecord;
+use tpa_core::records::{TransformerRecord, sort_by_layer};
 use tpa_core::tensors::MatrixView;
 
 use crate::progress;
 
 /// Relative cost of a matrix's spectrum: the Gram product plus the
-/// eigenvalue reduction, in multiply-adds.
-fn work_units(matrix: &MatrixView<'_>) -> u64 {
+/// eigenvalue reduction, in multiply-adds (plus the values read). The
+/// runner's progress and `--shard`'s split both weigh matrices by it.
+pub(crate) fn work_units(matrix: &MatrixView<'_>) -> u64 {
     let (rows, cols) = matrix.shape();
     let (n, long) = (rows.min(cols) as u64, rows.max(cols) as u64);
     long * n * n + n * n * n + (rows * cols) as u64
@@ -79,4 +80,16 @@ pub(crate) fn compute_records(
     );
     bar.finish_and_clear();
     first_error.map_or(Ok(()), Err)
+}
+
+/// Puts rows in output order: by layer, then expert, then in the order of
+/// `names` (the model's storage order), whatever order they finished in.
+pub(crate) fn sort_rows(records: &mut [TransformerRecord], names: &[String]) {
+    let position: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    records.sort_by_cached_key(|r| position.get(r.matrix_name().as_str()).copied());
+    sort_by_layer(records, |r| (r.layer_index, r.expert_index));
 }

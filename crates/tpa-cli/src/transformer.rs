@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tpa_core::records::{RunInfo, TransformerRecord, rows, sort_by_layer};
+use tpa_core::analyses::shard::{self, RunShard};
+use tpa_core::records::{RunInfo, TransformerRecord, rows};
 use tpa_core::tensors::MatrixView;
-use tpa_core::writers::{write_spectra, write_table};
+use tpa_core::writers::{Parts, write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
@@ -32,7 +33,13 @@ Progress is saved to FILE.partial.jsonl as each matrix finishes; after a crash o
 Ctrl-C, --resume continues from there. The output itself is written at the end.
 
 --report DIR also writes the report of tpa-report (charts, alerts, report.html) into DIR,
-keeping the spectra in DIR/spectra.safetensors for its spectrum cards.";
+keeping the spectra in DIR/spectra.safetensors for its spectrum cards.
+
+Across machines: run the same command with --shard I/N on N machines (or --shard auto
+in a Slurm array, torchrun or a Kubernetes Indexed Job); each writes its rows under
+FILE.parts/, and `tpa-merge FILE` then writes FILE, the same rows as one run:
+  sbatch --array=0-7 --wrap 'tpa-transformer --model-path M --out out/m.csv --shard auto'
+  tpa-merge out/m.csv";
 
 /// Complete singular-value spectra of every weight matrix of a safetensors model.
 #[derive(Debug, Parser)]
@@ -74,6 +81,14 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
+    /// Compute only shard I of N of the matrices (e.g. 0/8; split by estimated cost so
+    /// that shards finish together), or `auto` to take I and N from the scheduler
+    /// (SLURM_ARRAY_TASK_ID/_COUNT, torchrun's RANK/WORLD_SIZE, or Kubernetes'
+    /// JOB_COMPLETION_INDEX with TPA_SHARD_COUNT). Rows go to FILE.parts/; run
+    /// `tpa-merge FILE` when every shard is done.
+    #[arg(long, value_name = "I/N|auto", value_parser = parse_shard)]
+    pub shard: Option<RunShard>,
+
     /// Also write the report (as tpa-report does) into DIR when the analysis ends; the
     /// spectra are kept in DIR/spectra.safetensors unless --save-spectra names a file.
     #[arg(long, value_name = "DIR")]
@@ -113,6 +128,12 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("note: --rank_k {k} is ignored; tpa computes every singular value");
     }
     let spectra_path = spectra_path(args);
+    if args.shard.is_some() && spectra_path.is_some() {
+        bail!(
+            "--shard does not combine with --save-spectra or --report yet: merge the shards \
+             with tpa-merge, then run tpa-report on the merged output"
+        );
+    }
     if let Some(path) = &spectra_path {
         tpa_core::writers::prepare_output(path)?;
     }
@@ -143,18 +164,55 @@ pub fn run(args: &Args) -> Result<()> {
         .flat_map(|t| MatrixView::split(*t))
         .collect();
 
-    let header = serde_json::json!({
+    let mut header = serde_json::json!({
         "tpa": "tpa-transformer partial results",
         "model_path": opened.run.model_path,
         "rank_rtol": args.spectrum.rank_rtol,
         "zero_eps": args.stats.zero_eps,
         "save_spectra": spectra_path.is_some(),
     });
-    let journal_path = common::journal_path(&args.output.out);
+    let names: Vec<String> = all.iter().map(MatrixView::name).collect();
+    let (journal_path, mine) = match args.shard {
+        None => (common::journal_path(&args.output.out), all.clone()),
+        Some(shard) => {
+            header["shard"] = shard.to_string().into();
+            let parts = Parts::of(&args.output.out);
+            let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
+            let shard_of = shard::split(&costs, shard.count);
+            let mut planned = summary(args, &opened, &[]);
+            planned["created_at"] = serde_json::Value::Null;
+            parts.write_plan(&serde_json::json!({
+                "tpa": "tpa-transformer shard plan",
+                "count": shard.count,
+                "options": {
+                    "rank_rtol": args.spectrum.rank_rtol,
+                    "zero_eps": args.stats.zero_eps,
+                    "raw": args.model.raw,
+                },
+                "summary": planned,
+                "items": names.iter().zip(&shard_of).map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
+            }))?;
+            if parts.is_done(shard) {
+                eprintln!(
+                    "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
+                    parts.dir().display(),
+                    args.output.out.display()
+                );
+                return Ok(());
+            }
+            let mine = all
+                .iter()
+                .zip(&shard_of)
+                .filter(|&(_, &s)| s == shard.index)
+                .map(|(m, _)| *m)
+                .collect();
+            (parts.journal_path(shard), mine)
+        }
+    };
     let (mut journal, mut records) =
         common::open_journal::<TransformerRecord>(&journal_path, &header, args.resume)?;
     let done: HashSet<String> = records.iter().map(TransformerRecord::matrix_name).collect();
-    let todo: Vec<MatrixView<'_>> = all
+    let todo: Vec<MatrixView<'_>> = mine
         .iter()
         .filter(|m| !done.contains(&m.name()))
         .copied()
@@ -163,7 +221,7 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!(
             "resuming: {} of {} matrices already done",
             records.len(),
-            all.len()
+            mine.len()
         );
     }
 
@@ -197,7 +255,20 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     drop(journal);
 
-    sort_by_layer(&mut records, |r| (r.layer_index, r.expert_index));
+    if let Some(shard) = args.shard {
+        let parts = Parts::of(&args.output.out);
+        parts.mark_done(shard, records.len())?;
+        if !args.quiet {
+            eprintln!(
+                "shard {shard} done: {} rows in {}; once every shard is done, tpa-merge {} writes the output",
+                records.len(),
+                journal_path.display(),
+                args.output.out.display()
+            );
+        }
+        return Ok(());
+    }
+    matrices::sort_rows(&mut records, &names);
     let summary = summary(args, &opened, &records);
     write_outputs(
         args,
@@ -233,6 +304,14 @@ pub fn run(args: &Args) -> Result<()> {
             args.quiet,
         ),
         None => Ok(()),
+    }
+}
+
+fn parse_shard(text: &str) -> Result<RunShard, String> {
+    if text == "auto" {
+        RunShard::from_env(|k| std::env::var(k).ok())
+    } else {
+        text.parse()
     }
 }
 

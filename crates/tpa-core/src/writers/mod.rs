@@ -9,6 +9,7 @@
 
 mod atomic;
 mod journal;
+mod parts;
 mod render;
 mod spectra;
 
@@ -18,6 +19,7 @@ use std::str::FromStr;
 
 pub use atomic::{prepare_output, write_atomically};
 pub use journal::{Journal, Resumed};
+pub use parts::Parts;
 pub use spectra::write_spectra;
 
 use crate::error::{Error, Result};

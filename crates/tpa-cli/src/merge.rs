@@ -1,0 +1,121 @@
+//! `tpa-merge`: the output of a sharded run, from its `FILE.parts/` folder.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tpa_core::analyses::shard::RunShard;
+use tpa_core::records::{RunInfo, TransformerRecord, rows};
+use tpa_core::writers::{Format, Journal, Parts, write_table};
+
+use crate::matrices;
+
+const EXAMPLES: &str = "\
+Examples:
+  tpa-transformer --model-path M --out out/m.csv --shard 0/2    # on one machine
+  tpa-transformer --model-path M --out out/m.csv --shard 1/2    # on another
+  tpa-merge out/m.csv                                           # once both are done
+
+FILE is the --out of the shards; their rows are in FILE.parts/. The merged rows are
+those a single run writes (apart from seconds, backend and created_at), in the same
+order; FILE.parts/ is kept.";
+
+/// Merge the shards of a `--shard` run into its output file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpa-merge",
+    version,
+    about = "Merge the shards of a tpa-transformer --shard run into one output file",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// The output file the shards were given as --out.
+    #[arg(value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Output format: csv, json or jsonl [default: from FILE's extension].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<Format>,
+}
+
+/// Entry point of the `tpa-merge` binary.
+pub fn main() -> std::process::ExitCode {
+    crate::exit_code(run(&Args::parse()))
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let format = crate::common::output_format(&crate::common::OutputArgs {
+        out: args.out.clone(),
+        format: args.format,
+    })?;
+    let parts = Parts::of(&args.out);
+    let plan = parts.read_plan()?.with_context(|| {
+        format!(
+            "{} holds no plan.json: run tpa-transformer --out {} --shard I/N first",
+            parts.dir().display(),
+            args.out.display()
+        )
+    })?;
+    let count = plan["count"].as_u64().unwrap_or(0) as usize;
+    let items: Vec<(String, usize)> = serde_json::from_value(plan["items"].clone())
+        .with_context(|| format!("{} lists no items", parts.plan_path().display()))?;
+    let unfinished = parts.unfinished(count);
+    if let Some(first) = unfinished.first() {
+        let names: Vec<String> = unfinished.iter().map(RunShard::to_string).collect();
+        bail!(
+            "missing shards: {} (no finished shard in {}); run each again with the same \
+             tpa-transformer command and its --shard, e.g. --shard {first} --resume, then tpa-merge again",
+            names.join(", "),
+            parts.dir().display()
+        );
+    }
+    let mut records: Vec<TransformerRecord> = Vec::new();
+    for index in 0..count {
+        let shard = RunShard { index, count };
+        let path = parts.journal_path(shard);
+        let (resumed, _) = Journal::read::<TransformerRecord>(&path)?.with_context(|| {
+            format!(
+                "shard {shard} is marked done but {} is missing",
+                path.display()
+            )
+        })?;
+        records.extend(resumed.records);
+    }
+    let shard_of: HashMap<&str, usize> = items.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        let name = r.matrix_name();
+        if !shard_of.contains_key(name.as_str()) {
+            bail!("a shard holds a row for {name}, which the plan does not list");
+        }
+        *seen.entry(name).or_default() += 1;
+    }
+    if let Some((name, _)) = seen.iter().find(|(_, n)| **n > 1) {
+        bail!("{name} has rows from more than one shard");
+    }
+    if let Some((name, s)) = items.iter().find(|(n, _)| !seen.contains_key(n)) {
+        bail!("no row for {name}, which shard {s}/{count} was to compute");
+    }
+    let names: Vec<String> = items.into_iter().map(|(n, _)| n).collect();
+    matrices::sort_rows(&mut records, &names);
+
+    let mut summary = plan["summary"].clone();
+    let text = |key: &str| summary[key].as_str().unwrap_or_default().to_owned();
+    let run = RunInfo::now(text("model_path"), text("model_id"), text("revision"));
+    summary["created_at"] = run.created_at.clone().into();
+    summary["matrices"] = records.len().into();
+    write_table(
+        &args.out,
+        format,
+        &rows(&run, &records),
+        "matrices",
+        Some(&summary),
+    )?;
+    eprintln!(
+        "merged {count} shards: {} rows into {}",
+        records.len(),
+        args.out.display()
+    );
+    Ok(())
+}
