@@ -232,3 +232,46 @@ fn a_shard_killed_mid_run_resumes() {
     assert_eq!(names.len(), 12, "every matrix once");
     assert!((2..6).contains(&kept), "kept {kept} of shard 0's 6");
 }
+
+#[test]
+fn merge_writes_the_spectra_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let out = dir.path().join("out.csv");
+    let spectra = dir.path().join("sv.safetensors");
+    let keep = ["--save-spectra", spectra.to_str().unwrap()];
+    for i in 0..2 {
+        assert_success(&run_shard(&model, &out, &format!("{i}/2"), &keep));
+    }
+    assert!(!spectra.exists(), "a shard wrote the spectra file");
+    let report = dir.path().join("report");
+    assert_success(&merge(&[
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(report.join("report.html").is_file());
+
+    let single = dir.path().join("single.csv");
+    let single_spectra = dir.path().join("single.safetensors");
+    assert_success(&transformer(&[
+        "--model-path",
+        &model,
+        "--out",
+        single.to_str().unwrap(),
+        "--save-spectra",
+        single_spectra.to_str().unwrap(),
+        "--no-gpu",
+        "-q",
+    ]));
+    assert_eq!(
+        std::fs::read(&spectra).unwrap(),
+        std::fs::read(&single_spectra).unwrap(),
+        "the merged spectra file differs from a single run's"
+    );
+
+    // The report is made from every shard's rows, so a shard cannot make it.
+    let err = stderr(&run_shard(&model, &out, "0/2", &["--report", "r"]));
+    assert!(err.contains("give --report DIR to tpa-merge"), "{err}");
+}

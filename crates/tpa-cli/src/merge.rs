@@ -7,19 +7,21 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tpa_core::analyses::shard::RunShard;
 use tpa_core::records::{RunInfo, TransformerRecord, rows};
-use tpa_core::writers::{Format, Journal, Parts, write_table};
+use tpa_core::writers::{Format, Journal, Parts, write_spectra, write_table};
 
 use crate::matrices;
+use crate::report::ReportFlags;
 
 const EXAMPLES: &str = "\
 Examples:
   tpa-transformer --model-path M --out out/m.csv --shard 0/2    # on one machine
   tpa-transformer --model-path M --out out/m.csv --shard 1/2    # on another
   tpa-merge out/m.csv                                           # once both are done
+  tpa-merge out/m.csv --report out/m-report                     # and the report
 
 FILE is the --out of the shards; their rows are in FILE.parts/. The merged rows are
 those a single run writes (apart from seconds, backend and created_at), in the same
-order; FILE.parts/ is kept.";
+order; the shards' --save-spectra file is written too. FILE.parts/ is kept.";
 
 /// Merge the shards of a `--shard` run into its output file.
 #[derive(Debug, Parser)]
@@ -37,11 +39,25 @@ pub struct Args {
     /// Output format: csv, json or jsonl [default: from FILE's extension].
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<Format>,
+
+    /// Also write the report (as tpa-report does) into DIR; it has spectrum cards
+    /// when the shards ran with --save-spectra.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+
+    #[command(flatten, next_help_heading = "Report (with --report DIR)")]
+    pub report_flags: ReportFlags,
+
+    /// Print nothing but errors and warnings.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Entry point of the `tpa-merge` binary.
 pub fn main() -> std::process::ExitCode {
-    crate::exit_code(run(&Args::parse()))
+    let args: Args =
+        crate::report::parse_with_report_flags(|a: &Args| (a.report.is_some(), &a.report_flags));
+    crate::exit_code(run(&args))
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -112,10 +128,37 @@ pub fn run(args: &Args) -> Result<()> {
         "matrices",
         Some(&summary),
     )?;
-    eprintln!(
-        "merged {count} shards: {} rows into {}",
-        records.len(),
-        args.out.display()
-    );
-    Ok(())
+    let spectra = plan["spectra"].as_str().map(PathBuf::from);
+    if let Some(path) = &spectra {
+        write_spectra(path, &crate::transformer::spectra_of(&records))?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "merged {count} shards: {} rows into {}{}",
+            records.len(),
+            args.out.display(),
+            spectra
+                .as_ref()
+                .map(|p| format!(", spectra into {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    match &args.report {
+        Some(dir) => {
+            if spectra.is_none() && !args.quiet {
+                eprintln!(
+                    "note: the shards kept no spectra (--save-spectra), so the report has no spectrum cards"
+                );
+            }
+            crate::report::report_of_run(
+                &args.out,
+                summary,
+                spectra.as_deref(),
+                dir,
+                &args.report_flags,
+                args.quiet,
+            )
+        }
+        None => Ok(()),
+    }
 }

@@ -37,7 +37,8 @@ keeping the spectra in DIR/spectra.safetensors for its spectrum cards.
 
 Across machines: run the same command with --shard I/N on N machines (or --shard auto
 in a Slurm array, torchrun or a Kubernetes Indexed Job); each writes its rows under
-FILE.parts/, and `tpa-merge FILE` then writes FILE, the same rows as one run:
+FILE.parts/, and `tpa-merge FILE` then writes FILE (and the --save-spectra file), the
+same rows as one run; give --report DIR to tpa-merge:
   sbatch --array=0-7 --wrap 'tpa-transformer --model-path M --out out/m.csv --shard auto'
   tpa-merge out/m.csv";
 
@@ -128,11 +129,8 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("note: --rank_k {k} is ignored; tpa computes every singular value");
     }
     let spectra_path = spectra_path(args);
-    if args.shard.is_some() && spectra_path.is_some() {
-        bail!(
-            "--shard does not combine with --save-spectra or --report yet: merge the shards \
-             with tpa-merge, then run tpa-report on the merged output"
-        );
+    if args.shard.is_some() && args.report.is_some() {
+        bail!("with --shard, give --report DIR to tpa-merge: the report needs every shard's rows");
     }
     if let Some(path) = &spectra_path {
         tpa_core::writers::prepare_output(path)?;
@@ -189,6 +187,8 @@ pub fn run(args: &Args) -> Result<()> {
                     "zero_eps": args.stats.zero_eps,
                     "raw": args.model.raw,
                 },
+                // The shards keep every spectrum in their journals; tpa-merge writes the file.
+                "spectra": spectra_path.as_ref().map(|p| p.display().to_string()),
                 "summary": planned,
                 "items": names.iter().zip(&shard_of).map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
             }))?;
@@ -360,14 +360,18 @@ fn write_outputs(
     let rows = rows(run, records);
     write_table(&args.output.out, format, &rows, "matrices", Some(summary))?;
     if let Some(path) = spectra_path {
-        let spectra: Vec<(String, Vec<f64>)> = records
-            .iter()
-            .filter_map(|r| {
-                let values = r.spectral.as_ref()?.values.clone()?;
-                Some((r.matrix_name(), values))
-            })
-            .collect();
-        write_spectra(path, &spectra)?;
+        write_spectra(path, &spectra_of(records))?;
     }
     Ok(())
+}
+
+/// Every kept spectrum, named as the spectra file names them.
+pub(crate) fn spectra_of(records: &[TransformerRecord]) -> Vec<(String, Vec<f64>)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let values = r.spectral.as_ref()?.values.clone()?;
+            Some((r.matrix_name(), values))
+        })
+        .collect()
 }
