@@ -73,7 +73,10 @@ pub fn run(args: &Args) -> Result<()> {
             args.out.display()
         )
     })?;
-    let count = plan["count"].as_u64().unwrap_or(0) as usize;
+    let count = match plan["count"].as_u64() {
+        Some(n) if n > 0 => n as usize,
+        _ => bail!("{} gives no shard count", parts.plan_path().display()),
+    };
     let items: Vec<(String, usize)> = serde_json::from_value(plan["items"].clone())
         .with_context(|| format!("{} lists no items", parts.plan_path().display()))?;
     let unfinished = parts.unfinished(count);

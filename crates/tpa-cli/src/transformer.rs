@@ -174,39 +174,12 @@ pub fn run(args: &Args) -> Result<()> {
         None => (common::journal_path(&args.output.out), all.clone()),
         Some(shard) => {
             header["shard"] = shard.to_string().into();
-            let parts = Parts::of(&args.output.out);
-            let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
-            let shard_of = shard::split(&costs, shard.count);
-            let mut planned = summary(args, &opened, &[]);
-            planned["created_at"] = serde_json::Value::Null;
-            parts.write_plan(&serde_json::json!({
-                "tpa": "tpa-transformer shard plan",
-                "count": shard.count,
-                "options": {
-                    "rank_rtol": args.spectrum.rank_rtol,
-                    "zero_eps": args.stats.zero_eps,
-                    "raw": args.model.raw,
-                },
-                // The shards keep every spectrum in their journals; tpa-merge writes the file.
-                "spectra": spectra_path.as_ref().map(|p| p.display().to_string()),
-                "summary": planned,
-                "items": names.iter().zip(&shard_of).map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
-            }))?;
-            if parts.is_done(shard) {
-                eprintln!(
-                    "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
-                    parts.dir().display(),
-                    args.output.out.display()
-                );
+            let Some(mine) =
+                plan_shard(args, &opened, &all, &names, spectra_path.as_deref(), shard)?
+            else {
                 return Ok(());
-            }
-            let mine = all
-                .iter()
-                .zip(&shard_of)
-                .filter(|&(_, &s)| s == shard.index)
-                .map(|(m, _)| *m)
-                .collect();
-            (parts.journal_path(shard), mine)
+            };
+            (Parts::of(&args.output.out).journal_path(shard), mine)
         }
     };
     let (mut journal, mut records) =
@@ -305,6 +278,51 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// Writes (or checks) the shard plan in FILE.parts/ and returns this shard's
+/// matrices; `None` when the shard has already finished.
+fn plan_shard<'m>(
+    args: &Args,
+    opened: &common::Opened,
+    all: &[MatrixView<'m>],
+    names: &[String],
+    spectra_path: Option<&std::path::Path>,
+    shard: RunShard,
+) -> Result<Option<Vec<MatrixView<'m>>>> {
+    let parts = Parts::of(&args.output.out);
+    let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
+    let shard_of = shard::split(&costs, shard.count);
+    let mut planned = summary(args, opened, &[]);
+    planned["created_at"] = serde_json::Value::Null;
+    parts.write_plan(&serde_json::json!({
+        "tpa": "tpa-transformer shard plan",
+        "count": shard.count,
+        "options": {
+            "rank_rtol": args.spectrum.rank_rtol,
+            "zero_eps": args.stats.zero_eps,
+            "raw": args.model.raw,
+        },
+        // The shards keep every spectrum in their journals; tpa-merge writes the file.
+        "spectra": spectra_path.map(|p| p.display().to_string()),
+        "summary": planned,
+        "items": names.iter().zip(&shard_of).map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
+    }))?;
+    if parts.is_done(shard) {
+        eprintln!(
+            "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
+            parts.dir().display(),
+            args.output.out.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(
+        all.iter()
+            .zip(&shard_of)
+            .filter(|&(_, &s)| s == shard.index)
+            .map(|(m, _)| *m)
+            .collect(),
+    ))
 }
 
 fn parse_shard(text: &str) -> Result<RunShard, String> {
