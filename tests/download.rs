@@ -651,3 +651,31 @@ fn help_teaches_and_the_original_flags_still_work() {
     assert_success(&output);
     assert!(Path::new(&s.model_dir()).join(shard(1)).exists());
 }
+
+#[test]
+fn a_repository_with_two_copies_of_its_weights_is_fetched_once() {
+    // Mistral's layout: consolidated.safetensors beside the indexed shards.
+    let s = Setup::new();
+    let mut files = model_files();
+    files.push(MockFile::lfs("consolidated.safetensors", vec![9u8; 4000]));
+    s.hub.add_repo(MockRepo::new("org/dual", files));
+    let dir = s.out().join("org").join("dual");
+
+    let output = s.download("org/dual", &[]);
+    assert_success(&output);
+    assert!(!dir.join("consolidated.safetensors").exists());
+    for n in 1..=3 {
+        assert!(dir.join(shard(n)).exists(), "{}", shard(n));
+    }
+    let err = stderr(&output);
+    assert!(
+        err.contains("does not name") && err.contains("consolidated.safetensors"),
+        "{err}"
+    );
+    assert!(s.hub.requests_for("consolidated.safetensors").is_empty());
+
+    // Asked for, it is fetched.
+    let output = s.download("org/dual", &["--include", "consolidated.safetensors"]);
+    assert_success(&output);
+    assert!(dir.join("consolidated.safetensors").exists());
+}

@@ -171,14 +171,20 @@ fn plan_summary(plan: &Plan) -> String {
     if !resumed.is_empty() {
         text.push_str(&format!("\nresuming {}", resumed.join(", ")));
     }
-    if !plan.skipped_weights.is_empty() {
-        let names: Vec<String> = plan
-            .skipped_weights
+    let skipped = [
+        (&plan.skipped_weights, "weights in other formats"),
+        (
+            &plan.skipped_copies,
+            "safetensors that model.safetensors.index.json does not name (the same weights again)",
+        ),
+    ];
+    for (files, what) in skipped.into_iter().filter(|(f, _)| !f.is_empty()) {
+        let names: Vec<String> = files
             .iter()
             .map(|f| format!("{} ({})", f.path, human(f.size)))
             .collect();
         text.push_str(&format!(
-            "\nskipped weights in other formats: {} (pass --include to fetch them)",
+            "\nskipped {what}: {} (pass --include to fetch them)",
             names.join(", ")
         ));
     }
@@ -200,7 +206,7 @@ fn plan_listing(plan: &Plan) -> String {
             f.file.path
         ));
     }
-    for f in &plan.skipped_weights {
+    for f in plan.skipped_weights.iter().chain(&plan.skipped_copies) {
         out.push_str(&format!("skip\t{}\t{}\n", human(f.size), f.path));
     }
     out

@@ -1,5 +1,6 @@
 //! The two metadata calls of a snapshot: revision → commit, commit → files.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -7,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{Client, Target, header, next_link};
 use crate::error::HubError;
-use crate::repo::{RemoteFile, RepoId, TreeEntry, encode_segment};
+use crate::repo::{RemoteFile, RepoId, TreeEntry, encode_path, encode_segment};
 
 /// Responses are small JSON, but a tree page of a large repository can pass
 /// ureq's 10 MB default.
@@ -73,6 +74,48 @@ pub fn list_files(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+/// The safetensors files a shard index names, as repository paths
+/// (`index_path` is the index's own path in the repository).
+pub(crate) fn index_names(index: &[u8], index_path: &str) -> serde_json::Result<BTreeSet<String>> {
+    Ok(names_of(serde_json::from_slice(index)?, index_path))
+}
+
+fn names_of(index: ShardIndex, index_path: &str) -> BTreeSet<String> {
+    let folder = index_path.rsplit_once('/').map(|(d, _)| format!("{d}/"));
+    index
+        .weight_map
+        .into_values()
+        .map(|file| format!("{}{file}", folder.as_deref().unwrap_or("")))
+        .collect()
+}
+
+/// [`index_names`] of the repository's `index_path` at `commit`.
+pub fn indexed_files(
+    client: &Client,
+    repo: &RepoId,
+    commit: &str,
+    index_path: &str,
+    on_retry: &dyn Fn(&str, Duration),
+) -> Result<BTreeSet<String>, HubError> {
+    let url = format!(
+        "{}/{repo}/resolve/{commit}/{}",
+        client.endpoint(),
+        encode_path(index_path)
+    );
+    let target = Target {
+        repo,
+        revision: commit,
+        path: Some(index_path),
+    };
+    let (index, _): (ShardIndex, _) = get_json(client, &url, target, on_retry)?;
+    Ok(names_of(index, index_path))
 }
 
 /// GET and parse JSON, with retries; also returns the `Link` header.

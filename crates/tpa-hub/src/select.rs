@@ -1,5 +1,7 @@
 //! Which files of a repository to fetch.
 
+use std::collections::BTreeSet;
+
 use glob::{MatchOptions, Pattern};
 
 use crate::error::HubError;
@@ -45,6 +47,26 @@ const FNMATCH: MatchOptions = MatchOptions {
 pub struct Selection {
     pub files: Vec<RemoteFile>,
     pub skipped_weights: Vec<RemoteFile>,
+    /// Safetensors files beside a shard index that the index does not name
+    /// (Mistral's `consolidated.safetensors`: the same weights once more).
+    pub skipped_copies: Vec<RemoteFile>,
+}
+
+impl Selection {
+    /// Leaves out the safetensors files in `index_path`'s folder that the
+    /// index does not name (`indexed`: repository paths); files in other
+    /// folders are left as they are. The default selection does this so
+    /// that a repository with two copies of its weights is fetched once.
+    pub fn keep_one_copy(&mut self, index_path: &str, indexed: &BTreeSet<String>) {
+        let folder = index_path.rsplit_once('/').map_or("", |(d, _)| d);
+        let in_folder = |path: &str| path.rsplit_once('/').map_or("", |(d, _)| d) == folder;
+        let (copies, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.files).into_iter().partition(|f| {
+                f.path.ends_with(".safetensors") && in_folder(&f.path) && !indexed.contains(&f.path)
+            });
+        self.files = keep;
+        self.skipped_copies.extend(copies);
+    }
 }
 
 /// Parses glob patterns, naming the bad one.
@@ -81,6 +103,7 @@ pub fn select(
     let mut selection = Selection {
         files: Vec::new(),
         skipped_weights: Vec::new(),
+        skipped_copies: Vec::new(),
     };
     for file in all {
         if matches_any(include, &file.path) && !matches_any(exclude, &file.path) {
@@ -176,6 +199,39 @@ mod tests {
         let s = select(&repo, &all, &[], &exclude).unwrap();
         assert!(!paths(&s.files).contains(&"README.md"));
         assert!(!paths(&s.files).contains(&"model-00002-of-00002.safetensors"));
+    }
+
+    #[test]
+    fn beside_an_index_only_the_files_it_names_are_kept() {
+        let repo: RepoId = "mistralai/m".parse().unwrap();
+        let all: Vec<RemoteFile> = [
+            "consolidated.safetensors",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "extra/adapter.safetensors",
+        ]
+        .into_iter()
+        .map(file)
+        .collect();
+        let mut s = select(&repo, &all, &[], &[]).unwrap();
+        let indexed: BTreeSet<String> = [
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+        ]
+        .map(String::from)
+        .into();
+        s.keep_one_copy("model.safetensors.index.json", &indexed);
+        assert_eq!(
+            paths(&s.files),
+            [
+                "model-00001-of-00002.safetensors",
+                "model-00002-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "extra/adapter.safetensors",
+            ]
+        );
+        assert_eq!(paths(&s.skipped_copies), ["consolidated.safetensors"]);
     }
 
     #[test]

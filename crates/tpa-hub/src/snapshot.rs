@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use glob::Pattern;
 
 use crate::Progress;
-use crate::api::{list_files, resolve_commit};
+use crate::api::{index_names, indexed_files, list_files, resolve_commit};
 use crate::client::Client;
 use crate::error::HubError;
 use crate::manifest::Manifest;
@@ -68,6 +68,8 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Weights in other formats, left out by default.
     pub skipped_weights: Vec<RemoteFile>,
+    /// Safetensors copies the shard index does not name, left out by default.
+    pub skipped_copies: Vec<RemoteFile>,
 }
 
 impl Plan {
@@ -93,13 +95,31 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
     let on_retry = |message: &str, delay| progress.retrying(message, delay);
     let commit = resolve_commit(client, &request.repo, &request.revision, &on_retry)?;
     let all = list_files(client, &request.repo, &commit, &on_retry)?;
-    let selection = select(&request.repo, &all, &request.include, &request.exclude)?;
+    let mut selection = select(&request.repo, &all, &request.include, &request.exclude)?;
     // Every name is checked before the first byte is written.
     for file in &selection.files {
         safe_local_path(&file.path)?;
     }
     let dir = request.repo.local_dir(&request.out);
     let manifest = Manifest::load(&dir);
+    let index = "model.safetensors.index.json";
+    let index_file = selection.files.iter().find(|f| f.path == index).cloned();
+    if let (true, Some(file)) = (request.include.is_empty(), index_file) {
+        // The index already on disk and verified is read there, so that a
+        // rerun transfers nothing.
+        let local = dir.join(index);
+        let indexed = match local_state(&dir, &file, manifest.as_ref(), progress)? {
+            Local::Complete => {
+                let bytes = std::fs::read(&local).map_err(|e| HubError::io(&local, e))?;
+                index_names(&bytes, index).map_err(|source| HubError::Json {
+                    what: local.display().to_string(),
+                    source,
+                })?
+            }
+            _ => indexed_files(client, &request.repo, &commit, index, &on_retry)?,
+        };
+        selection.keep_one_copy(index, &indexed);
+    }
     let mut files = Vec::with_capacity(selection.files.len());
     for file in selection.files {
         let local = local_state(&dir, &file, manifest.as_ref(), progress)?;
@@ -112,6 +132,7 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
         dir,
         files,
         skipped_weights: selection.skipped_weights,
+        skipped_copies: selection.skipped_copies,
     })
 }
 
