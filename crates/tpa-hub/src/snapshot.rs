@@ -104,11 +104,14 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
     let manifest = Manifest::load(&dir);
     let index = "model.safetensors.index.json";
     let index_file = selection.files.iter().find(|f| f.path == index).cloned();
+    // The index's state, found once (finding it may read and hash the file).
+    let mut index_state = None;
     if let (true, Some(file)) = (request.include.is_empty(), index_file) {
         // The index already on disk and verified is read there, so that a
         // rerun transfers nothing.
         let local = dir.join(index);
-        let indexed = match local_state(&dir, &file, manifest.as_ref(), progress)? {
+        let state = local_state(&dir, &file, manifest.as_ref(), progress)?;
+        let indexed = match state {
             Local::Complete => {
                 let bytes = std::fs::read(&local).map_err(|e| HubError::io(&local, e))?;
                 index_names(&bytes, index).map_err(|source| HubError::Json {
@@ -119,10 +122,14 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
             _ => indexed_files(client, &request.repo, &commit, index, &on_retry)?,
         };
         selection.keep_one_copy(index, &indexed);
+        index_state = Some(state);
     }
     let mut files = Vec::with_capacity(selection.files.len());
     for file in selection.files {
-        let local = local_state(&dir, &file, manifest.as_ref(), progress)?;
+        let local = match index_state.take_if(|_| file.path == index) {
+            Some(state) => state,
+            None => local_state(&dir, &file, manifest.as_ref(), progress)?,
+        };
         files.push(PlannedFile { file, local });
     }
     Ok(Plan {

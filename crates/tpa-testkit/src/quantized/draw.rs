@@ -112,12 +112,12 @@ impl Draw {
         }
     }
 
-    /// The scale cell of element (r, c).
-    fn cell(&self, r: usize, c: usize, g_idx: &[u32]) -> usize {
+    /// The scale cell of element (r, c), with the grid's sizes worked out once.
+    fn cell_of<'a>(&'a self, g_idx: &'a [u32]) -> impl Fn(usize, usize) -> usize + 'a {
         let (_, cols) = self.dims();
         let (_, n) = self.grid();
         let g = group(&self.scheme, cols).unwrap_or(cols);
-        match &self.scheme {
+        move |r, c| match &self.scheme {
             Scheme::Fp8Block { rows: bo, .. } => (r / bo) * n + c / g,
             Scheme::Bnb4 { block, .. } => (r * cols + c) / block,
             Scheme::Gptq { .. } => r * n + g_idx[c] as usize,
@@ -233,9 +233,9 @@ impl Draw {
             .collect()
     }
 
-    /// The value each scale cell multiplies by, as the format computes it.
-    fn scale_values(&self) -> Vec<f64> {
-        let scales = self.scales();
+    /// The value each scale cell multiplies by, as the format computes it
+    /// from the stored `scales`.
+    fn scale_values(&self, scales: &[f64]) -> Vec<f64> {
         match &self.scheme {
             Scheme::CtNvfp4 => scales
                 .iter()
@@ -256,26 +256,23 @@ impl Draw {
                     .collect()
             }
             Scheme::BnbInt8 => scales.iter().map(|s| s / 127.0).collect(),
-            _ => scales,
+            _ => scales.to_vec(),
         }
     }
 
     /// The dequantized weight, row-major.
     pub(super) fn dequantized(&self) -> Vec<f64> {
         let (rows, cols) = self.dims();
-        let (codes, scale, zeros, g_idx) = (
-            self.codes(),
-            self.scale_values(),
-            self.zeros(),
-            self.g_idx(),
-        );
-        let biases = self.biases(&self.scales());
+        let (codes, scales, zeros, g_idx) =
+            (self.codes(), self.scales(), self.zeros(), self.g_idx());
+        let (scale, biases) = (self.scale_values(&scales), self.biases(&scales));
+        let cell = self.cell_of(&g_idx);
         let offset = i64::from(1u32 << (self.bits() - 1));
         let mut out = Vec::with_capacity(rows * cols);
         for r in 0..rows {
             for c in 0..cols {
                 let q = codes[r * cols + c];
-                let k = self.cell(r, c, &g_idx);
+                let k = cell(r, c);
                 let s = scale[k];
                 out.push(match &self.scheme {
                     Scheme::Fp8Block { .. } | Scheme::CtFp8Channel => e4m3(q as u8) * s,
