@@ -679,3 +679,148 @@ fn a_repository_with_two_copies_of_its_weights_is_fetched_once() {
     assert_success(&output);
     assert!(dir.join("consolidated.safetensors").exists());
 }
+
+/// Tensor name → (dtype, shape, bytes) as the safetensors crate reads a file.
+fn header_of(content: &[u8]) -> Vec<(String, String, String, u64)> {
+    let tensors = safetensors::SafeTensors::deserialize(content).unwrap();
+    let mut out: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let shape: Vec<String> = view.shape().iter().map(|d| d.to_string()).collect();
+            (
+                name,
+                format!("{:?}", view.dtype()),
+                format!("[{}]", shape.join(", ")),
+                view.data().len() as u64,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn list_tensors_reads_each_header_with_one_range_request() {
+    let s = Setup::new();
+    let table = s.scratch.path().join("tensors.csv");
+    let output = s
+        .command(&[
+            "--model-id",
+            REPO,
+            "--list-tensors",
+            "--out",
+            table.to_str().unwrap(),
+            "--units-per-second",
+            "1e9",
+            "--target-hours",
+            "0.000001",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let err = stderr(&output);
+    assert!(
+        err.contains("3 safetensors files") && err.contains("3 header requests"),
+        "{err}"
+    );
+    assert!(
+        err.contains("planned wall time with --shard: 1 machine"),
+        "{err}"
+    );
+    assert!(err.contains("--target-hours 0.000001: "), "{err}");
+
+    // Every tensor of every shard, as the safetensors crate reads the files.
+    let rows = common::Table::read(&table);
+    let mut expected = Vec::new();
+    for n in 1..=3 {
+        for (name, dtype, shape, bytes) in header_of(&s.file(&shard(n)).content) {
+            let row = rows.row(&name);
+            assert_eq!(row["dtype"], dtype, "{name}");
+            assert_eq!(row["shape"], shape, "{name}");
+            assert_eq!(row["shard"], shard(n), "{name}");
+            assert_eq!(row["nbytes"], bytes.to_string(), "{name}");
+            expected.push(name);
+        }
+        // One ranged read of the start of the file, nothing more.
+        let size = s.file(&shard(n)).content.len();
+        let ranges = s.cdn_ranges(&shard(n));
+        assert_eq!(
+            ranges,
+            [Some(format!("bytes=0-{}", size.min(100_000) - 1))],
+            "{}",
+            shard(n)
+        );
+        let served: usize = s.cdn_requests(&shard(n)).iter().map(|r| r.body_bytes).sum();
+        assert!(served <= 100_000, "{served} bytes of {}", shard(n));
+    }
+    assert_eq!(rows.rows.len(), expected.len());
+    // Nothing was downloaded.
+    assert!(!s.model_dir().exists());
+    let q = rows.row("model.layers.0.self_attn.q_proj.weight");
+    let (m, n) = (q["shape"].clone(), q["cost"].clone());
+    assert!(m.starts_with('['));
+    assert!(n.parse::<u64>().unwrap() > 0);
+    assert_eq!(q["block_type"], "q_proj");
+    assert_eq!(q["layer_index"], "0");
+}
+
+#[test]
+fn a_header_beyond_the_first_read_takes_a_second_range_and_a_200_is_refused() {
+    // 150 kB of metadata: the header does not fit the first 100 kB read.
+    let data = vec![0u8; 4 * 6];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 3], &data).unwrap();
+    let metadata = std::collections::HashMap::from([("note".to_string(), "x".repeat(150_000))]);
+    let content = safetensors::serialize([("w", view)], Some(metadata)).unwrap();
+    let header_len = u64::from_le_bytes(content[..8].try_into().unwrap());
+    let hub = MockHub::start();
+    let file = MockFile::lfs("model.safetensors", content);
+    let sha = file.sha256();
+    hub.add_repo(MockRepo::new(
+        "org/big-header",
+        vec![file, MockFile::git("config.json", "{}")],
+    ));
+    let scratch = tempfile::tempdir().unwrap();
+    let list = |extra: &[&str]| {
+        let mut args = vec![
+            "--model-id",
+            "org/big-header",
+            "--list-tensors",
+            "--units-per-second",
+            "1e9",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_tpa-download"))
+            .args(&args)
+            .env("HF_ENDPOINT", hub.endpoint())
+            .env("HF_HOME", scratch.path())
+            .env_remove("HF_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let output = list(&[]);
+    assert_success(&output);
+    // CSV on stdout without --out.
+    assert!(stdout(&output).starts_with("param_name,dtype,shape,shard,nbytes,"));
+    assert!(stdout(&output).contains("\nw,F32,\"[2, 3]\",model.safetensors,24,"));
+    let ranges: Vec<_> = hub
+        .requests_for(&format!("/cdn/{sha}"))
+        .into_iter()
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            Some("bytes=0-99999".to_string()),
+            Some(format!("bytes=8-{}", header_len + 7))
+        ]
+    );
+
+    hub.fault("model.safetensors", Fault::IgnoreRange);
+    let output = list(&[]);
+    assert_fails_with(
+        &output,
+        &["model.safetensors", "206 expected", "byte ranges"],
+    );
+}

@@ -14,14 +14,21 @@ use tpa_core::writers::{Format, Journal, prepare_output};
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
     /// Model directory or single .safetensors file.
-    #[arg(long = "model-path", visible_alias = "model_path", value_name = "PATH")]
-    pub model_path: PathBuf,
+    #[arg(
+        long = "model-path",
+        visible_alias = "model_path",
+        value_name = "PATH",
+        required_unless_present = "model_id"
+    )]
+    pub model_path: Option<PathBuf>,
 
-    /// Model id written to the model_id column, e.g. Qwen/Qwen3-4B.
+    /// Model id written to the model_id column, e.g. Qwen/Qwen3-4B. Without --model-path,
+    /// tpa-transformer and tpa-analyze stream this model from the Hub (see --max-disk).
     #[arg(long = "model-id", visible_alias = "model_id", value_name = "ID")]
     pub model_id: Option<String>,
 
-    /// Revision written to the revision column.
+    /// Revision written to the revision column; when streaming, the branch, tag or commit
+    /// to analyse [default: main] (the column then holds the commit it resolved to).
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,
 
@@ -225,10 +232,38 @@ pub struct Opened {
     pub quantization: Option<Quantization>,
 }
 
+impl Opened {
+    /// What the summary says of the model.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            run: self.run.clone(),
+            config: self.config.clone(),
+            quantization: self.quantization.clone(),
+        }
+    }
+}
+
+/// What a summary says of the model besides its rows.
+pub struct Facts {
+    pub run: RunInfo,
+    pub config: Option<ModelConfig>,
+    pub quantization: Option<Quantization>,
+}
+
+/// The local model path; a tool that cannot stream says so when only
+/// --model-id was given.
+pub fn local_path(args: &ModelArgs) -> Result<&Path> {
+    args.model_path.as_deref().context(
+        "give --model-path PATH: this tool reads local models (tpa-transformer and tpa-analyze \
+         can stream one from the Hub with --model-id alone)",
+    )
+}
+
 /// Opens the model, warning about what does not stop the analysis.
 pub fn open_model(args: &ModelArgs) -> Result<Opened> {
+    let path = local_path(args)?;
     let run = RunInfo::now(
-        args.model_path.display().to_string(),
+        path.display().to_string(),
         args.model_id.clone().unwrap_or_default(),
         args.revision.clone().unwrap_or_default(),
     );
@@ -237,7 +272,7 @@ pub fn open_model(args: &ModelArgs) -> Result<Opened> {
     } else {
         Reading::Dequantized
     };
-    let model = Model::open_with(&args.model_path, reading).context("cannot open the model")?;
+    let model = Model::open_with(path, reading).context("cannot open the model")?;
     let unindexed = model.unindexed_tensors();
     if let (Some(first), Some(index)) = (unindexed.first(), model.index_path()) {
         eprintln!(
@@ -312,6 +347,12 @@ pub fn open_journal<T: serde::de::DeserializeOwned>(
             Ok((Journal::create(path, header)?, Vec::new()))
         }
     }
+}
+
+/// Where a streamed run keeps its ledger of finished file groups, beside
+/// its journal.
+pub fn ledger_path(journal: &Path) -> PathBuf {
+    journal.with_extension("groups.jsonl")
 }
 
 /// Where the journal of an interrupted run writing `out` is kept.

@@ -18,6 +18,7 @@ Examples:
   MODEL=$(tpa-download --model-id sentence-transformers/all-MiniLM-L6-v2 --quiet)
   tpa-download --model-id meta-llama/Llama-2-7b-hf --revision main --dry-run
   tpa-download --model_id Qwen/Qwen3-4B --out data/models/        # original flags
+  tpa-download --model-id deepseek-ai/DeepSeek-V3 --list-tensors --out v3.csv --target-hours 2
 
 Files go to OUT/ORG/NAME/ as plain files; that path is the last line on stdout.
 Without --include, tpa-download fetches the safetensors weights and index, *.json,
@@ -25,6 +26,15 @@ tokenizer files and README.md, and says which weights in other formats it left o
 An interrupted download resumes where it stopped on the next run; every file is
 checked against its size and sha256 (or git blob id) before it takes its name, and
 .tpa-download.json records what was verified, so a re-run transfers nothing.
+
+--list-tensors downloads no weights: it reads each safetensors file's header with one
+Range request (two when the header is bigger than 100 kB) and writes one row per tensor
+(name, dtype, shape, shard, bytes, layer, block type, matrices, cost, est_seconds) to
+--out FILE (.csv, .json, .jsonl) or as CSV to stdout. It measures this machine's analysis
+rate (about a second on the CPU; --units-per-second sets it instead) and prints the planned
+wall time of tpa-transformer on 1, 8, 64 and 256 machines with --shard, and with
+--target-hours H the shard count that meets H. Costs come from the stored shapes, so
+packed quantized codes (GPTQ, AWQ) are priced as stored.
 
 Environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN, HF_HOME (the
 token is read from $HF_HOME/token, default ~/.cache/huggingface/token).";
@@ -45,9 +55,10 @@ pub struct Args {
     #[arg(long = "model-id", visible_alias = "model_id", value_name = "ORG/NAME")]
     pub model_id: String,
 
-    /// Directory under which ORG/NAME/ is created.
-    #[arg(long, value_name = "DIR", default_value = "data/models")]
-    pub out: PathBuf,
+    /// Directory under which ORG/NAME/ is created [default: data/models]; with
+    /// --list-tensors, the table's file.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 
     /// Branch, tag or commit; resolved to one commit before any file is fetched.
     #[arg(long, value_name = "REV", default_value = "main")]
@@ -80,6 +91,24 @@ pub struct Args {
     #[arg(long = "dry-run", visible_alias = "dry_run")]
     pub dry_run: bool,
 
+    /// Download nothing: list every tensor from the shards' headers (Range requests)
+    /// with its estimated analysis cost, and print the planned wall time (see below).
+    #[arg(long = "list-tensors", visible_alias = "list_tensors")]
+    pub list_tensors: bool,
+
+    /// With --list-tensors: the table's format (csv, json, jsonl) [default: from --out].
+    #[arg(long, value_name = "FORMAT", requires = "list_tensors")]
+    pub format: Option<tpa_core::writers::Format>,
+
+    /// With --list-tensors: also print the shard count whose planned wall time is at most H hours.
+    #[arg(long = "target-hours", value_name = "H", requires = "list_tensors")]
+    pub target_hours: Option<f64>,
+
+    /// With --list-tensors: price the analysis at this many cost units per second instead
+    /// of measuring this machine (to plan for other machines).
+    #[arg(long = "units-per-second", value_name = "X", requires = "list_tensors")]
+    pub units_per_second: Option<f64>,
+
     /// No progress bars or messages on stderr; errors are still printed.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -99,7 +128,11 @@ pub fn run(args: &Args) -> Result<()> {
     let request = Request {
         repo: args.model_id.parse()?,
         revision: args.revision.clone(),
-        out: args.out.clone(),
+        out: if args.list_tensors {
+            PathBuf::new()
+        } else {
+            args.out.clone().unwrap_or_else(|| "data/models".into())
+        },
         include: patterns(&args.include, "--include")?,
         exclude: patterns(&args.exclude, "--exclude")?,
     };
@@ -108,6 +141,17 @@ pub fn run(args: &Args) -> Result<()> {
     let bars = Bars::new(args.quiet);
 
     let mut plan = tpa_hub::plan(&client, &request, &bars)?;
+    if args.list_tensors {
+        let headers = tpa_hub::read_headers(&client, &plan, args.max_workers, &bars)?;
+        let list = crate::listing::ListRequest {
+            out: args.out.as_deref(),
+            format: args.format,
+            target_hours: args.target_hours,
+            units_per_second: args.units_per_second,
+            jobs: tpa_core::analyses::runner::Limits::detect().jobs,
+        };
+        return crate::listing::list_tensors(&headers, &plan, &list, &|line| bars.say(line));
+    }
     if args.dry_run {
         bars.say(&plan_summary(&plan));
         print!("{}", plan_listing(&plan));

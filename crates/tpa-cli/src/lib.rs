@@ -9,10 +9,13 @@ mod common;
 mod console;
 pub mod download;
 pub mod embedding;
+mod estimate;
+mod listing;
 mod matrices;
 pub mod merge;
 mod progress;
 pub mod report;
+mod stream;
 pub mod transformer;
 
 use std::process::ExitCode;

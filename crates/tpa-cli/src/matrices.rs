@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use tpa_core::analyses::runner::{self, Limits};
+use tpa_core::analyses::shard::matrix_cost;
 use tpa_core::analyses::spectrum::{CpuBackend, Engine};
 use tpa_core::analyses::stats::StatsOptions;
 use tpa_core::records::{TransformerRecord, sort_by_layer};
@@ -12,13 +13,10 @@ use tpa_core::tensors::MatrixView;
 
 use crate::progress;
 
-/// Relative cost of a matrix's spectrum: the Gram product plus the
-/// eigenvalue reduction, in multiply-adds (plus the values read). The
-/// runner's progress and `--shard`'s split both weigh matrices by it.
+/// [`matrix_cost`] of a matrix: how the progress bar and `--shard` weigh it.
 pub(crate) fn work_units(matrix: &MatrixView<'_>) -> u64 {
     let (rows, cols) = matrix.shape();
-    let (n, long) = (rows.min(cols) as u64, rows.max(cols) as u64);
-    long * n * n + n * n * n + (rows * cols) as u64
+    matrix_cost(rows, cols)
 }
 
 /// Host memory a matrix holds while it is computed; wide matrices keep their

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tpa_core::analyses::shard::RunShard;
-use tpa_core::records::{RunInfo, TransformerRecord, rows};
+use tpa_core::records::{Quantization, RunInfo, TransformerRecord, rows};
 use tpa_core::writers::{Format, Journal, Parts, write_spectra, write_table};
 
-use crate::matrices;
 use crate::report::ReportFlags;
+use crate::{matrices, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -77,8 +77,6 @@ pub fn run(args: &Args) -> Result<()> {
         Some(n) if n > 0 => n as usize,
         _ => bail!("{} gives no shard count", parts.plan_path().display()),
     };
-    let items: Vec<(String, usize)> = serde_json::from_value(plan["items"].clone())
-        .with_context(|| format!("{} lists no items", parts.plan_path().display()))?;
     let unfinished = parts.unfinished(count);
     if let Some(first) = unfinished.first() {
         let names: Vec<String> = unfinished.iter().map(RunShard::to_string).collect();
@@ -101,6 +99,7 @@ pub fn run(args: &Args) -> Result<()> {
         })?;
         records.extend(resumed.records);
     }
+    let (items, quantization) = planned_items(&parts, &plan, count)?;
     let shard_of: HashMap<&str, usize> = items.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in &records {
@@ -120,6 +119,9 @@ pub fn run(args: &Args) -> Result<()> {
     matrices::sort_rows(&mut records, &names);
 
     let mut summary = plan["summary"].clone();
+    if let Some(q) = quantization {
+        summary["quantization"] = serde_json::to_value(q)?;
+    }
     let text = |key: &str| summary[key].as_str().unwrap_or_default().to_owned();
     let run = RunInfo::now(text("model_path"), text("model_id"), text("revision"));
     summary["created_at"] = run.created_at.clone().into();
@@ -164,4 +166,49 @@ pub fn run(args: &Args) -> Result<()> {
         }
         None => Ok(()),
     }
+}
+
+/// Matrix names and the shard of each.
+type Items = Vec<(String, usize)>;
+
+/// Every matrix the plan gives a shard, in storage order, with its shard.
+/// A streamed run plans groups of files, whose matrices the shards' ledgers
+/// name (with the groups' quantization, then known only to them).
+fn planned_items(
+    parts: &Parts,
+    plan: &serde_json::Value,
+    count: usize,
+) -> Result<(Items, Option<Quantization>)> {
+    let Some(groups) = plan.get("groups") else {
+        let items = serde_json::from_value(plan["items"].clone())
+            .with_context(|| format!("{} lists no items", parts.plan_path().display()))?;
+        return Ok((items, None));
+    };
+    let groups: Vec<(Vec<String>, usize)> = serde_json::from_value(groups.clone())
+        .with_context(|| format!("{} lists no file groups", parts.plan_path().display()))?;
+    let mut finished: Vec<(stream::Finished, usize)> = Vec::new();
+    for index in 0..count {
+        let shard = RunShard { index, count };
+        let path = parts.ledger_path(shard);
+        let (ledger, _) = Journal::read::<stream::Finished>(&path)?.with_context(|| {
+            format!(
+                "shard {shard} is marked done but {} is missing",
+                path.display()
+            )
+        })?;
+        finished.extend(ledger.records.into_iter().map(|f| (f, index)));
+    }
+    let mut items = Vec::new();
+    let mut quantizations = Vec::new();
+    for (files, s) in &groups {
+        let Some((f, _)) = finished.iter().find(|(f, i)| &f.files == files && i == s) else {
+            bail!(
+                "shard {s}/{count} is marked done but has not analysed {}",
+                files.join(", ")
+            );
+        };
+        items.extend(f.names.iter().map(|n| (n.clone(), *s)));
+        quantizations.extend(f.quantization.clone());
+    }
+    Ok((items, Quantization::combine(quantizations)))
 }

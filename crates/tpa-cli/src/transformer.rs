@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tpa_core::analyses::shard::{self, RunShard};
+use tpa_core::model::Model;
 use tpa_core::records::{RunInfo, TransformerRecord, rows};
 use tpa_core::tensors::MatrixView;
-use tpa_core::writers::{Parts, write_spectra, write_table};
+use tpa_core::writers::{Journal, Parts, write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
-use crate::{console, matrices};
+use crate::{console, matrices, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,6 +21,7 @@ Examples:
   tpa-transformer --model-path model.safetensors --out spectra.csv --only '*self_attn*' --save-spectra sv.safetensors
   tpa-transformer --model_path data/models/llama --out llama.csv --no_gpu        # original flags
   tpa-transformer --model-path data/models/llama --out llama.csv --resume        # after an interruption
+  tpa-transformer --model-id Qwen/Qwen3-235B-A22B --max-disk 20G --out qwen3.csv    # streamed from the Hub
 
 Every matrix (the 2-D view of every tensor; stacked experts one by one) gets all of
 its singular values in float64: Gram-matrix eigenvalues, redone with an SVD when a
@@ -32,13 +34,23 @@ nbytes, digest (of the stored bytes), alpha_xmin (see the README).
 Progress is saved to FILE.partial.jsonl as each matrix finishes; after a crash or
 Ctrl-C, --resume continues from there. The output itself is written at the end.
 
+--model-id ORG/NAME without --model-path streams the model from the Hub (HF_ENDPOINT,
+HF_TOKEN as for tpa-download): the revision is resolved to one commit, every shard's header
+is read with a Range request, then the shard files are downloaded (resumed, sha256-checked)
+into --download-dir/ORG/NAME, analysed and deleted, so that the folder never holds more than
+--max-disk; with room for two files the next one downloads during the analysis. A weight
+whose scales lie in another file waits for both. --resume downloads again only the files
+not yet analysed. The rows are those of a local run on the downloaded folder, with the
+commit in the revision column.
+
 --report DIR also writes the report of tpa-report (charts, alerts, report.html) into DIR,
 keeping the spectra in DIR/spectra.safetensors for its spectrum cards.
 
 Across machines: run the same command with --shard I/N on N machines (or --shard auto
 in a Slurm array, torchrun or a Kubernetes Indexed Job); each writes its rows under
 FILE.parts/, and `tpa-merge FILE` then writes FILE (and the --save-spectra file), the
-same rows as one run; give --report DIR to tpa-merge:
+same rows as one run; give --report DIR to tpa-merge. Streamed (--model-id alone), the split
+is by shard file, so that each machine downloads only its own files:
   sbatch --array=0-7 --wrap 'tpa-transformer --model-path M --out out/m.csv --shard auto'
   tpa-merge out/m.csv";
 
@@ -53,6 +65,9 @@ same rows as one run; give --report DIR to tpa-merge:
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub stream: crate::stream::StreamArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -135,194 +150,366 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(path) = &spectra_path {
         tpa_core::writers::prepare_output(path)?;
     }
-    let opened = common::open_model(&args.model)?;
-    if let (Some(q), false) = (&opened.quantization, args.quiet) {
-        eprintln!("{}", q.note);
-    }
-    let stats = args.stats.options();
-    let engine = args.spectrum.engine(args.quiet)?;
-
-    let selected: Vec<_> = opened
-        .model
-        .tensors()
-        .filter(|t| args.only.is_empty() || args.only.iter().any(|p| p.matches(t.name())))
-        .filter(|t| !args.skip.iter().any(|p| p.matches(t.name())))
-        .collect();
-    if selected.is_empty() {
-        bail!(
-            "no tensor matches --only/--skip in {}",
-            opened.model.path().display()
-        );
-    }
-    for tensor in &selected {
-        tensor.check_decodable()?;
-    }
-    let all: Vec<MatrixView<'_>> = selected
-        .iter()
-        .flat_map(|t| MatrixView::split(*t))
-        .collect();
-
-    let mut header = serde_json::json!({
-        "tpa": "tpa-transformer partial results",
-        "model_path": opened.run.model_path,
-        "rank_rtol": args.spectrum.rank_rtol,
-        "zero_eps": args.stats.zero_eps,
-        "save_spectra": spectra_path.is_some(),
-    });
-    let names: Vec<String> = all.iter().map(MatrixView::name).collect();
-    let (journal_path, mine) = match args.shard {
-        None => (common::journal_path(&args.output.out), all.clone()),
-        Some(shard) => {
-            header["shard"] = shard.to_string().into();
-            let Some(mine) =
-                plan_shard(args, &opened, &all, &names, spectra_path.as_deref(), shard)?
-            else {
-                return Ok(());
-            };
-            (Parts::of(&args.output.out).journal_path(shard), mine)
-        }
-    };
-    let (mut journal, mut records) =
-        common::open_journal::<TransformerRecord>(&journal_path, &header, args.resume)?;
-    let done: HashSet<String> = records.iter().map(TransformerRecord::matrix_name).collect();
-    let todo: Vec<MatrixView<'_>> = mine
-        .iter()
-        .filter(|m| !done.contains(&m.name()))
-        .copied()
-        .collect();
-    if !records.is_empty() && !args.quiet {
-        eprintln!(
-            "resuming: {} of {} matrices already done",
-            records.len(),
-            mine.len()
-        );
-    }
-
-    let mut nonfinite = 0;
-    matrices::compute_records(
-        &todo,
-        &engine,
-        args.spectrum.limits(),
-        &stats,
-        spectra_path.is_some(),
-        args.quiet,
-        |record| {
-            if let Some(reason) = &record.skipped {
-                nonfinite += 1;
-                eprintln!(
-                    "warning: {}: no spectrum ({reason}); statistics are still reported",
-                    record.param_name
-                );
-            }
-            journal.append(&record)?;
-            records.push(record);
-            Ok(())
-        },
-    )
-    .with_context(|| {
-        format!(
-            "analysis stopped; {} finished matrices are kept in {} for --resume",
-            records.len(),
-            journal_path.display()
-        )
-    })?;
-    drop(journal);
-
-    if let Some(shard) = args.shard {
-        let parts = Parts::of(&args.output.out);
-        parts.mark_done(shard, records.len())?;
-        if !args.quiet {
-            eprintln!(
-                "shard {shard} done: {} rows in {}; once every shard is done, tpa-merge {} writes the output",
-                records.len(),
-                journal_path.display(),
-                args.output.out.display()
-            );
-        }
-        return Ok(());
-    }
-    matrices::sort_rows(&mut records, &names);
-    let summary = summary(args, &opened, &records);
-    write_outputs(
+    let run = Run {
         args,
         format,
-        &opened.run,
-        &records,
-        &summary,
-        spectra_path.as_deref(),
-    )?;
-    std::fs::remove_file(&journal_path)
-        .with_context(|| format!("removing {}", journal_path.display()))?;
-
-    if !args.quiet {
-        print!("{}", console::layer_report(&records));
-        if nonfinite > 0 {
-            println!(
-                "{nonfinite} matrices had NaN/Inf values or no spectrum; their spectral columns are empty"
-            );
-        }
-        println!(
-            "Wrote {} rows to {}",
-            records.len(),
-            args.output.out.display()
-        );
-    }
-    match &args.report {
-        Some(dir) => crate::report::report_of_run(
-            &args.output.out,
-            summary,
-            spectra_path.as_deref(),
-            dir,
-            &args.report_flags,
-            args.quiet,
-        ),
-        None => Ok(()),
+        stats: args.stats.options(),
+        engine: args.spectrum.engine(args.quiet)?,
+        spectra_path,
+    };
+    match &args.model.model_path {
+        Some(_) => run.local(),
+        None => run.streamed(),
     }
 }
 
-/// Writes (or checks) the shard plan in FILE.parts/ and returns this shard's
-/// matrices; `None` when the shard has already finished.
-fn plan_shard<'m>(
-    args: &Args,
-    opened: &common::Opened,
-    all: &[MatrixView<'m>],
-    names: &[String],
-    spectra_path: Option<&std::path::Path>,
-    shard: RunShard,
-) -> Result<Option<Vec<MatrixView<'m>>>> {
-    let parts = Parts::of(&args.output.out);
-    let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
-    let shard_of = shard::split(&costs, shard.count);
-    let mut planned = summary(args, opened, &[]);
-    planned["created_at"] = serde_json::Value::Null;
-    parts.write_plan(&serde_json::json!({
-        "tpa": "tpa-transformer shard plan",
-        "count": shard.count,
-        "options": {
-            "rank_rtol": args.spectrum.rank_rtol,
-            "zero_eps": args.stats.zero_eps,
-            "raw": args.model.raw,
-        },
-        // The shards keep every spectrum in their journals; tpa-merge writes the file.
-        "spectra": spectra_path.map(|p| p.display().to_string()),
-        "summary": planned,
-        "items": names.iter().zip(&shard_of).map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
-    }))?;
-    if parts.is_done(shard) {
-        eprintln!(
-            "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
-            parts.dir().display(),
-            args.output.out.display()
-        );
-        return Ok(None);
+/// What every part of one run shares.
+struct Run<'a> {
+    args: &'a Args,
+    format: tpa_core::writers::Format,
+    stats: tpa_core::analyses::stats::StatsOptions,
+    engine: tpa_core::analyses::spectrum::Engine,
+    spectra_path: Option<PathBuf>,
+}
+
+impl Run<'_> {
+    fn local(&self) -> Result<()> {
+        let args = self.args;
+        let opened = common::open_model(&args.model)?;
+        if let (Some(q), false) = (&opened.quantization, args.quiet) {
+            eprintln!("{}", q.note);
+        }
+        let all = self.matrices_of(&opened.model)?;
+        if all.is_empty() {
+            bail!(
+                "no tensor matches --only/--skip in {}",
+                opened.model.path().display()
+            );
+        }
+        let names: Vec<String> = all.iter().map(MatrixView::name).collect();
+        let mut header = self.journal_header(&opened.run.model_path);
+        let (journal_path, mine) = match args.shard {
+            None => (common::journal_path(&args.output.out), all.clone()),
+            Some(shard) => {
+                header["shard"] = shard.to_string().into();
+                let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
+                let shard_of = shard::split(&costs, shard.count);
+                let planned = summary(args, &opened.facts(), &[]);
+                let items = serde_json::json!({"items": item_list(&names, &shard_of)});
+                if !self.plan_shard(shard, planned, items)? {
+                    return Ok(());
+                }
+                let mine = all
+                    .iter()
+                    .zip(&shard_of)
+                    .filter(|&(_, &s)| s == shard.index)
+                    .map(|(m, _)| *m)
+                    .collect();
+                (Parts::of(&args.output.out).journal_path(shard), mine)
+            }
+        };
+        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
+        if !rows.records.is_empty() && !args.quiet {
+            eprintln!(
+                "resuming: {} of {} matrices already done",
+                rows.records.len(),
+                mine.len()
+            );
+        }
+        rows.compute(self, &mine)?;
+        match args.shard {
+            Some(shard) => self.finish_shard(shard, rows),
+            None => self.finish(&opened.facts(), rows, &names, &[]),
+        }
     }
-    Ok(Some(
-        all.iter()
-            .zip(&shard_of)
-            .filter(|&(_, &s)| s == shard.index)
-            .map(|(m, _)| *m)
-            .collect(),
-    ))
+
+    /// `--model-id` alone: the model streamed from the Hub file group by
+    /// file group under `--max-disk`.
+    fn streamed(&self) -> Result<()> {
+        let args = self.args;
+        let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
+        let model_path = source.dir().display().to_string();
+        let mut header = self.journal_header(&model_path);
+        header["source"] = source.identity();
+        let groups = source.groups();
+        let (journal_path, ledger_path, mine) = match args.shard {
+            None => {
+                let journal = common::journal_path(&args.output.out);
+                let ledger = common::ledger_path(&journal);
+                (journal, ledger, groups.clone())
+            }
+            Some(shard) => {
+                header["shard"] = shard.to_string().into();
+                // Each worker downloads only its own files: the split is by group.
+                let shard_of = shard::split(&source.group_costs(), shard.count);
+                let planned = summary(args, &source.facts(&[]), &[]);
+                let items = serde_json::json!({
+                    "source": source.identity(),
+                    "groups": groups.iter().zip(&shard_of).map(|(g, s)| serde_json::json!([g, s])).collect::<Vec<_>>(),
+                });
+                if !self.plan_shard(shard, planned, items)? {
+                    return Ok(());
+                }
+                let parts = Parts::of(&args.output.out);
+                let mine = groups
+                    .iter()
+                    .zip(&shard_of)
+                    .filter(|&(_, &s)| s == shard.index)
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                (parts.journal_path(shard), parts.ledger_path(shard), mine)
+            }
+        };
+        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
+        let (mut ledger, mut finished) =
+            common::open_journal::<stream::Finished>(&ledger_path, &header, args.resume)?;
+        let todo: Vec<Vec<String>> = mine
+            .iter()
+            .filter(|g| !finished.iter().any(|f| &f.files == *g))
+            .cloned()
+            .collect();
+        if !finished.is_empty() && !args.quiet {
+            eprintln!(
+                "resuming: {} of {} file groups already analysed ({} matrices); they are not downloaded again",
+                finished.len(),
+                mine.len(),
+                rows.records.len()
+            );
+        }
+        let streamed = source.stream(&todo, &args.stream, args.quiet, &mut ledger, |model| {
+            let matrices = self.matrices_of(model)?;
+            rows.compute(self, &matrices)?;
+            Ok(matrices.iter().map(MatrixView::name).collect())
+        });
+        streamed.with_context(|| {
+            format!(
+                "streaming stopped; {} finished matrices are kept in {} for --resume",
+                rows.records.len(),
+                journal_path.display()
+            )
+        })?;
+        drop(ledger);
+        if let Some(shard) = args.shard {
+            return self.finish_shard(shard, rows);
+        }
+        finished = Journal::read::<stream::Finished>(&ledger_path)?
+            .map(|(resumed, _)| resumed.records)
+            .unwrap_or_default();
+        let names = stream::names_in_order(&groups, &finished);
+        if names.is_empty() {
+            bail!(
+                "no tensor matches --only/--skip in {}",
+                source.dir().display()
+            );
+        }
+        self.finish(&source.facts(&finished), rows, &names, &[ledger_path])
+    }
+
+    /// The matrices of `model` that --only/--skip select.
+    fn matrices_of<'m>(&self, model: &'m Model) -> Result<Vec<MatrixView<'m>>> {
+        let args = self.args;
+        let selected: Vec<_> = model
+            .tensors()
+            .filter(|t| args.only.is_empty() || args.only.iter().any(|p| p.matches(t.name())))
+            .filter(|t| !args.skip.iter().any(|p| p.matches(t.name())))
+            .collect();
+        for tensor in &selected {
+            tensor.check_decodable()?;
+        }
+        Ok(selected.into_iter().flat_map(MatrixView::split).collect())
+    }
+
+    fn journal_header(&self, model_path: &str) -> serde_json::Value {
+        serde_json::json!({
+            "tpa": "tpa-transformer partial results",
+            "model_path": model_path,
+            "rank_rtol": self.args.spectrum.rank_rtol,
+            "zero_eps": self.args.stats.zero_eps,
+            "save_spectra": self.spectra_path.is_some(),
+        })
+    }
+
+    /// Writes (or checks) the shard plan in FILE.parts/ (`work`: the items or
+    /// groups and their shards); false when the shard has already finished.
+    fn plan_shard(
+        &self,
+        shard: RunShard,
+        mut planned: serde_json::Value,
+        work: serde_json::Value,
+    ) -> Result<bool> {
+        let args = self.args;
+        let parts = Parts::of(&args.output.out);
+        planned["created_at"] = serde_json::Value::Null;
+        let mut plan = serde_json::json!({
+            "tpa": "tpa-transformer shard plan",
+            "count": shard.count,
+            "options": {
+                "rank_rtol": args.spectrum.rank_rtol,
+                "zero_eps": args.stats.zero_eps,
+                "raw": args.model.raw,
+            },
+            // The shards keep every spectrum in their journals; tpa-merge writes the file.
+            "spectra": self.spectra_path.as_ref().map(|p| p.display().to_string()),
+            "summary": planned,
+        });
+        if let (Some(plan), Some(work)) = (plan.as_object_mut(), work.as_object()) {
+            plan.extend(work.clone());
+        }
+        parts.write_plan(&plan)?;
+        if parts.is_done(shard) {
+            eprintln!(
+                "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
+                parts.dir().display(),
+                args.output.out.display()
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn finish_shard(&self, shard: RunShard, rows: Rows) -> Result<()> {
+        let args = self.args;
+        let parts = Parts::of(&args.output.out);
+        parts.mark_done(shard, rows.records.len())?;
+        if !args.quiet {
+            eprintln!(
+                "shard {shard} done: {} rows in {}; once every shard is done, tpa-merge {} writes the output",
+                rows.records.len(),
+                parts.journal_path(shard).display(),
+                args.output.out.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the output (and spectra, and report) of a whole run, then
+    /// removes its journal and `also_remove`.
+    fn finish(
+        &self,
+        facts: &common::Facts,
+        rows: Rows,
+        names: &[String],
+        also_remove: &[PathBuf],
+    ) -> Result<()> {
+        let args = self.args;
+        let Rows {
+            journal,
+            path: journal_path,
+            mut records,
+            nonfinite,
+        } = rows;
+        drop(journal);
+        matrices::sort_rows(&mut records, names);
+        let summary = summary(args, facts, &records);
+        write_outputs(
+            args,
+            self.format,
+            &facts.run,
+            &records,
+            &summary,
+            self.spectra_path.as_deref(),
+        )?;
+        for path in std::iter::once(&journal_path).chain(also_remove) {
+            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        if !args.quiet {
+            print!("{}", console::layer_report(&records));
+            if nonfinite > 0 {
+                println!(
+                    "{nonfinite} matrices had NaN/Inf values or no spectrum; their spectral columns are empty"
+                );
+            }
+            println!(
+                "Wrote {} rows to {}",
+                records.len(),
+                args.output.out.display()
+            );
+        }
+        match &args.report {
+            Some(dir) => crate::report::report_of_run(
+                &args.output.out,
+                summary,
+                self.spectra_path.as_deref(),
+                dir,
+                &args.report_flags,
+                args.quiet,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The rows computed so far and the journal that keeps them.
+struct Rows {
+    journal: Journal,
+    path: PathBuf,
+    records: Vec<TransformerRecord>,
+    /// Matrices whose statistics came without a spectrum (NaN/Inf).
+    nonfinite: usize,
+}
+
+impl Rows {
+    fn open(path: &std::path::Path, header: &serde_json::Value, resume: bool) -> Result<Rows> {
+        let (journal, records) = common::open_journal::<TransformerRecord>(path, header, resume)?;
+        Ok(Rows {
+            journal,
+            path: path.to_owned(),
+            records,
+            nonfinite: 0,
+        })
+    }
+
+    /// Computes the matrices of `matrices` not yet in the journal, adding
+    /// each to it as it finishes.
+    fn compute(&mut self, run: &Run<'_>, matrices: &[MatrixView<'_>]) -> Result<()> {
+        let done: HashSet<String> = self
+            .records
+            .iter()
+            .map(TransformerRecord::matrix_name)
+            .collect();
+        let todo: Vec<MatrixView<'_>> = matrices
+            .iter()
+            .filter(|m| !done.contains(&m.name()))
+            .copied()
+            .collect();
+        let args = run.args;
+        matrices::compute_records(
+            &todo,
+            &run.engine,
+            args.spectrum.limits(),
+            &run.stats,
+            run.spectra_path.is_some(),
+            args.quiet,
+            |record| {
+                if let Some(reason) = &record.skipped {
+                    self.nonfinite += 1;
+                    eprintln!(
+                        "warning: {}: no spectrum ({reason}); statistics are still reported",
+                        record.param_name
+                    );
+                }
+                self.journal.append(&record)?;
+                self.records.push(record);
+                Ok(())
+            },
+        )
+        .with_context(|| {
+            format!(
+                "analysis stopped; {} finished matrices are kept in {} for --resume",
+                self.records.len(),
+                self.path.display()
+            )
+        })
+    }
+}
+
+/// `[name, shard]` pairs, as plan.json lists the items.
+fn item_list(names: &[String], shard_of: &[usize]) -> Vec<serde_json::Value> {
+    names
+        .iter()
+        .zip(shard_of)
+        .map(|(n, s)| serde_json::json!([n, s]))
+        .collect()
 }
 
 fn parse_shard(text: &str) -> Result<RunShard, String> {
@@ -341,12 +528,8 @@ fn spectra_path(args: &Args) -> Option<PathBuf> {
 }
 
 /// The JSON output's summary, which reports also read.
-fn summary(
-    args: &Args,
-    opened: &common::Opened,
-    records: &[TransformerRecord],
-) -> serde_json::Value {
-    let run = &opened.run;
+fn summary(args: &Args, facts: &common::Facts, records: &[TransformerRecord]) -> serde_json::Value {
+    let run = &facts.run;
     let selection = (!args.only.is_empty() || !args.skip.is_empty()).then(|| {
         serde_json::json!({
             "only": args.only.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
@@ -362,8 +545,8 @@ fn summary(
         "rank_rtol": args.spectrum.rank_rtol,
         "tpa_version": env!("CARGO_PKG_VERSION"),
         "selection": selection,
-        "config": opened.config,
-        "quantization": opened.quantization,
+        "config": facts.config,
+        "quantization": facts.quantization,
     })
 }
 

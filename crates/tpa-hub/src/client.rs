@@ -78,6 +78,27 @@ impl From<HubError> for Failure {
     }
 }
 
+/// The bytes a ranged GET asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bytes {
+    /// From this offset to the end.
+    From(u64),
+    /// The first `len` bytes from `start`.
+    Span { start: u64, len: u64 },
+}
+
+impl Bytes {
+    /// The `Range` header's value; HTTP range ends are inclusive (reading
+    /// `start + len` as the end is the off-by-one that llama.cpp's remote
+    /// reader and huggingface_hub#4602 had).
+    pub(crate) fn header(self) -> String {
+        match self {
+            Bytes::From(from) => format!("bytes={from}-"),
+            Bytes::Span { start, len } => format!("bytes={start}-{}", start + len.max(1) - 1),
+        }
+    }
+}
+
 /// A connection to one Hub endpoint, with or without a token.
 pub struct Client {
     agent: ureq::Agent,
@@ -132,12 +153,12 @@ impl Client {
         self.token.as_deref().filter(|_| same)
     }
 
-    /// GET `url` (from byte `range_from` on, if given), following redirects.
-    /// Returns a 2xx response; everything else becomes a [`Failure`].
+    /// GET `url` (only the bytes `range` names, if given), following
+    /// redirects. Returns a 2xx response; everything else becomes a [`Failure`].
     pub(crate) fn get(
         &self,
         url: &str,
-        range_from: Option<u64>,
+        range: Option<Bytes>,
         target: Target<'_>,
     ) -> Result<Response<Body>, Failure> {
         let mut url = url.to_owned();
@@ -146,8 +167,8 @@ impl Client {
             if let Some(token) = self.token_for(&url) {
                 request = request.header("Authorization", format!("Bearer {token}"));
             }
-            if let Some(from) = range_from {
-                request = request.header("Range", format!("bytes={from}-"));
+            if let Some(range) = range {
+                request = request.header("Range", range.header());
             }
             let response = request.call().map_err(|e| transport_failure(e, &url))?;
             match response.status().as_u16() {

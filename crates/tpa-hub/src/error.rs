@@ -121,6 +121,19 @@ pub enum HubError {
         source: serde_json::Error,
     },
 
+    #[error(
+        "--max-disk {} is below the {} this model needs: {} on disk at once, plus the configs and \
+         tokenizer; give --max-disk {}K or more",
+        human(*budget), human(*minimum),
+        if *keep { "every weight file (--keep-download keeps them)" } else { "its largest weight file (with the files holding its scales)" },
+        minimum.div_ceil(1024)
+    )]
+    BudgetTooSmall {
+        budget: u64,
+        minimum: u64,
+        keep: bool,
+    },
+
     #[error("interrupted")]
     Cancelled,
 }

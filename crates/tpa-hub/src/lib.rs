@@ -30,11 +30,13 @@
 mod api;
 mod client;
 mod error;
+mod header;
 mod manifest;
 mod repo;
 pub mod select;
 mod size;
 mod snapshot;
+pub mod stream;
 mod transfer;
 
 use std::time::Duration;
@@ -42,6 +44,7 @@ use std::time::Duration;
 pub use api::{list_files, resolve_commit};
 pub use client::{Client, RetryPolicy};
 pub use error::HubError;
+pub use header::{HeaderTensor, RemoteHeader, read_header, read_headers};
 pub use manifest::{MANIFEST, Manifest, VerifiedFile};
 pub use repo::{RemoteFile, RepoId};
 pub use size::human;

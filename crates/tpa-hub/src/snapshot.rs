@@ -218,6 +218,18 @@ pub fn execute(
     workers: usize,
     progress: &dyn Progress,
 ) -> Result<Manifest, HubError> {
+    execute_until(client, plan, workers, progress, &AtomicBool::new(false))
+}
+
+/// [`execute`], which also stops (with [`HubError::Cancelled`], partial
+/// downloads kept) once `cancel` is set.
+pub(crate) fn execute_until(
+    client: &Client,
+    plan: &Plan,
+    workers: usize,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Manifest, HubError> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| HubError::io(&plan.dir, e))?;
     let mut manifest = Manifest::load(&plan.dir)
         .filter(|m| m.repo == plan.repo.to_string())
@@ -239,7 +251,6 @@ pub fn execute(
     let mut pending: Vec<&RemoteFile> = plan.pending().map(|f| &f.file).collect();
     pending.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     let manifest = Mutex::new(manifest);
-    let cancel = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     let fetcher = Fetcher {
@@ -247,7 +258,7 @@ pub fn execute(
         repo: &plan.repo,
         commit: &plan.commit,
         dir: &plan.dir,
-        cancel: &cancel,
+        cancel,
         progress,
     };
     std::thread::scope(|scope| {
@@ -279,6 +290,9 @@ pub fn execute(
         .find(|e| !matches!(e, HubError::Cancelled))
     {
         return Err(error);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(HubError::Cancelled);
     }
     // Nothing is left to resume; the folder is removed if empty.
     let _ = std::fs::remove_dir(plan.dir.join(crate::STATE_DIR));

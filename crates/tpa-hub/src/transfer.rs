@@ -16,7 +16,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::Progress;
-use crate::client::{Client, Failure, Target, header};
+use crate::client::{Bytes, Client, Failure, Target, header};
 use crate::error::HubError;
 use crate::repo::{RemoteFile, RepoId, encode_path, safe_local_path};
 
@@ -190,9 +190,11 @@ impl Fetcher<'_> {
         if partial.have == file.size {
             return Ok(());
         }
-        let response = self
-            .client
-            .get(url, (partial.have > 0).then_some(partial.have), target)?;
+        let response = self.client.get(
+            url,
+            (partial.have > 0).then_some(Bytes::From(partial.have)),
+            target,
+        )?;
         let partial_content = response.status().as_u16() == 206;
         let resumed = partial_content
             && header(&response, "content-range")

@@ -44,6 +44,8 @@ pub struct MockFile {
     pub lfs: bool,
     sha256: String,
     git_oid: String,
+    /// The size listed when only the start of the file is held.
+    declared_size: Option<usize>,
 }
 
 impl MockFile {
@@ -57,6 +59,20 @@ impl MockFile {
         MockFile::new(path, content.into(), true)
     }
 
+    /// An LFS file of `size` bytes of which only `start` is held (e.g. a
+    /// safetensors header, for header-only reads of a model too big to
+    /// build): ranges within `start` are served, the rest does not exist.
+    pub fn lfs_start(path: &str, start: impl Into<Vec<u8>>, size: usize) -> MockFile {
+        let mut file = MockFile::new(path, start.into(), true);
+        file.declared_size = Some(size);
+        file
+    }
+
+    /// The listed size.
+    pub fn size(&self) -> usize {
+        self.declared_size.unwrap_or(self.content.len())
+    }
+
     fn new(path: &str, content: Vec<u8>, lfs: bool) -> MockFile {
         let mut blob = Sha1::new();
         blob.update(format!("blob {}\0", content.len()).as_bytes());
@@ -67,6 +83,7 @@ impl MockFile {
             git_oid: hex(&blob.finalize()),
             content: Arc::new(content),
             lfs,
+            declared_size: None,
         }
     }
 
@@ -116,6 +133,9 @@ impl MockRepo {
 /// A fault injected into the serving of one file's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// The next request is served as usual, so that the fault queued after
+    /// it hits the request after (e.g. the download after a header read).
+    Pass,
     /// The next `n` requests get 503.
     Unavailable(usize),
     /// The next `n` requests get 429 (rate limited).
@@ -157,6 +177,10 @@ struct State {
     log: Vec<Logged>,
     page_size: Option<usize>,
     refused_tokens: Vec<String>,
+    /// Body bytes per second over all connections, when limited.
+    rate: Option<usize>,
+    /// When the limited link is free again.
+    link_free: Option<std::time::Instant>,
 }
 
 /// The running server; it lives until the test process ends.
@@ -202,6 +226,13 @@ impl MockHub {
     /// Splits tree listings into pages of `n` entries.
     pub fn set_page_size(&self, n: usize) {
         self.lock().page_size = Some(n);
+    }
+
+    /// Sends bodies at most `bytes_per_second` in all, shared between the
+    /// connections as a slow link would (for tests that overlap downloads
+    /// with work).
+    pub fn set_rate(&self, bytes_per_second: usize) {
+        self.lock().rate = Some(bytes_per_second.max(1));
     }
 
     /// Answers requests with this token as the Hub does an invalid or
@@ -343,7 +374,7 @@ fn serve(mut stream: TcpStream, port: u16, state: &Mutex<State>) {
     };
     let send = if request.method == "HEAD" { 0 } else { send };
     let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&answer.body()[..send]);
+    write_at_rate(&mut stream, &answer.body()[..send], state);
     let _ = stream.flush();
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -360,6 +391,31 @@ fn serve(mut stream: TcpStream, port: u16, state: &Mutex<State>) {
         std::thread::sleep(Duration::from_secs(120));
     }
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Writes `body`; when the link's rate is limited, in pieces of a tenth of
+/// a second's worth, each waiting for its turn on the shared link.
+fn write_at_rate(stream: &mut TcpStream, body: &[u8], state: &Mutex<State>) {
+    let Some(rate) = state.lock().unwrap_or_else(|p| p.into_inner()).rate else {
+        let _ = stream.write_all(body);
+        return;
+    };
+    for piece in body.chunks((rate / 10).max(1)) {
+        let due = {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            let start = s.link_free.map_or(now, |free| free.max(now));
+            let end = start + Duration::from_secs_f64(piece.len() as f64 / rate as f64);
+            s.link_free = Some(end);
+            end
+        };
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if stream.write_all(piece).is_err() {
+            return;
+        }
+    }
 }
 
 fn decode(s: &str) -> String {
@@ -460,7 +516,7 @@ fn route(request: &Request, port: u16, state: &Mutex<State>) -> Answer {
                 )
                 .header("X-Repo-Commit", repo.commit.clone())
                 .header("X-Linked-Etag", format!("\"{}\"", file.sha256()))
-                .header("X-Linked-Size", file.content.len().to_string());
+                .header("X-Linked-Size", file.size().to_string());
         }
         return content(&mut s, &file, request)
             .header("X-Repo-Commit", repo.commit.clone())
@@ -506,11 +562,10 @@ fn tree_page(s: &State, repo: &MockRepo, port: u16, rev: &str, query: &str) -> A
             }
         }
         let mut e = serde_json::json!({
-            "type": "file", "oid": f.git_oid(), "size": f.content.len(), "path": f.path
+            "type": "file", "oid": f.git_oid(), "size": f.size(), "path": f.path
         });
         if f.lfs {
-            e["lfs"] =
-                serde_json::json!({"oid": f.sha256(), "size": f.content.len(), "pointerSize": 134});
+            e["lfs"] = serde_json::json!({"oid": f.sha256(), "size": f.size(), "pointerSize": 134});
         }
         entries.push(e);
     }
@@ -580,32 +635,41 @@ fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
         Some(Fault::RateLimited(_)) => return Answer::new(429).header("Retry-After", "0"),
         _ => {}
     }
-    let total = body.len();
-    let range_start = request
+    let total = file.declared_size.unwrap_or(body.len());
+    // `bytes=START-` or `bytes=START-END` (END inclusive).
+    let range = request
         .headers
         .get("range")
         .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|r| r.parse::<usize>().ok());
-    let mut answer = match range_start {
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(start, end)| {
+            let start = start.parse::<usize>().ok()?;
+            let end = match end {
+                "" => None,
+                e => Some(e.parse::<usize>().ok()?),
+            };
+            Some((start, end))
+        });
+    let mut answer = match range {
         Some(_) if once == Some(Fault::WrongRange) => Answer::new(206).header(
             "Content-Range",
             format!("bytes 0-{}/{total}", total.saturating_sub(1)),
         ),
-        Some(start) if once != Some(Fault::IgnoreRange) => {
+        Some((start, end)) if once != Some(Fault::IgnoreRange) => {
             if start >= total && total > 0 {
                 return Answer::new(416).header("Content-Range", format!("bytes */{total}"));
             }
-            Answer::new(206).header(
-                "Content-Range",
-                format!("bytes {start}-{}/{total}", total.saturating_sub(1)),
-            )
+            let last = end.unwrap_or(usize::MAX).min(total.saturating_sub(1));
+            Answer::new(206).header("Content-Range", format!("bytes {start}-{last}/{total}"))
         }
         _ => Answer::new(200),
     };
     answer.set_body(body);
     if answer.status == 206 && once != Some(Fault::WrongRange) {
-        answer.range.start = range_start.unwrap_or(0).min(total);
+        if let Some((start, end)) = range {
+            let len = answer.bytes.len();
+            answer.range = start.min(len)..end.map_or(len, |e| (e + 1).min(len));
+        }
     }
     answer = answer.header("Accept-Ranges", "bytes");
     match once {

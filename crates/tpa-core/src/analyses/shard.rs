@@ -153,14 +153,40 @@ pub fn split(costs: &[u64], count: usize) -> Vec<usize> {
     shard_of
 }
 
+/// Relative cost of one `rows × cols` matrix's analysis: the Gram product
+/// plus the eigenvalue reduction, in multiply-adds, plus the values read.
+/// The runner's progress, `--shard`'s split and the planned wall times of
+/// `tpa-download --list-tensors` all weigh matrices by it.
+pub fn matrix_cost(rows: usize, cols: usize) -> u64 {
+    let (n, long) = (rows.min(cols) as u64, rows.max(cols) as u64);
+    long * n * n + n * n * n + (rows * cols) as u64
+}
+
+/// [`matrix_cost`] of every matrix a tensor called `name` of `shape` is
+/// analysed as (one per expert of a stacked expert tensor), from its header
+/// alone.
+///
+/// ```
+/// use tpa_core::analyses::shard::{matrix_cost, tensor_cost};
+/// assert_eq!(tensor_cost("model.layers.0.mlp.experts.up_proj", &[8, 14336, 4096]), 8 * matrix_cost(14336, 4096));
+/// assert_eq!(tensor_cost("model.norm.weight", &[4096]), matrix_cost(1, 4096));
+/// ```
+pub fn tensor_cost(name: &str, shape: &[usize]) -> u64 {
+    match crate::tensors::stacked_experts(name, shape) {
+        Some((experts, rows, cols)) => experts as u64 * matrix_cost(rows, cols),
+        None => {
+            let (rows, cols) = crate::tensors::matrix_shape(shape);
+            matrix_cost(rows, cols)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Spectrum cost of an m × n matrix (Gram product, eigenvalues, reading).
     fn cost(m: u64, n: u64) -> u64 {
-        let (k, long) = (m.min(n), m.max(n));
-        long * k * k + k * k * k + m * n
+        matrix_cost(m as usize, n as usize)
     }
 
     #[test]

@@ -67,17 +67,36 @@ impl Model {
 
     /// [`Model::open`], reading tensors as `reading` says.
     pub fn open_with(path: impl AsRef<Path>, reading: Reading) -> Result<Model> {
-        let mut model = Model::open_stored(path.as_ref())?;
-        model.reading = reading;
+        Model::open_stored(path.as_ref())?.read_as(reading)
+    }
+
+    /// Opens only the shard files `files` (names inside the model directory
+    /// `dir`), e.g. those of a model streamed from the Hub that are on disk
+    /// now. With a shard index, the tensors it places in those files are
+    /// listed and the others are not; every quantized weight must have its
+    /// sidecars within `files`.
+    pub fn open_part(dir: &Path, files: &[&str], reading: Reading) -> Result<Model> {
+        let index = dir.join(INDEX_NAME);
+        let model = if index.is_file() {
+            Model::open_indexed(dir, dir, &index, Some(files))?
+        } else {
+            let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+            Model::open_files(dir, dir, &paths)?
+        };
+        model.read_as(reading)
+    }
+
+    fn read_as(mut self, reading: Reading) -> Result<Model> {
+        self.reading = reading;
         if reading == Reading::Dequantized {
-            let config = QuantConfig::load(&model.dir)?;
-            let detected = quant::detect(&model.entries, &model.shards, config.as_ref())?;
-            model.quantized = detected.quantized;
-            model.quant_method = detected.method;
-            model.quant_caveats = detected.caveats;
-            model.items = items(&model.entries, &model.quantized, &detected.folded);
+            let config = QuantConfig::load(&self.dir)?;
+            let detected = quant::detect(&self.entries, &self.shards, config.as_ref())?;
+            self.quantized = detected.quantized;
+            self.quant_method = detected.method;
+            self.quant_caveats = detected.caveats;
+            self.items = items(&self.entries, &self.quantized, &detected.folded);
         }
-        Ok(model)
+        Ok(self)
     }
 
     fn open_stored(path: &Path) -> Result<Model> {
@@ -90,16 +109,16 @@ impl Model {
         if metadata.is_file() {
             let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
             if path.to_string_lossy().ends_with(".safetensors.index.json") {
-                return Model::open_indexed(path, &dir, path);
+                return Model::open_indexed(path, &dir, path, None);
             }
             return Model::open_files(path, &dir, &[path.to_owned()]);
         }
         let index = path.join(INDEX_NAME);
         if index.is_file() {
-            return Model::open_indexed(path, path, &index);
+            return Model::open_indexed(path, path, &index, None);
         }
         if let Some(other_index) = single_other_index(path)? {
-            return Model::open_indexed(path, path, &other_index);
+            return Model::open_indexed(path, path, &other_index, None);
         }
         let files = safetensors_files(path)?;
         if files.is_empty() {
@@ -133,12 +152,22 @@ impl Model {
         Ok(Model::new(path, dir, None, shards, entries, Vec::new()))
     }
 
-    fn open_indexed(path: &Path, dir: &Path, index_path: &Path) -> Result<Model> {
+    /// The model of an index; with `only`, just the tensors of those shards.
+    fn open_indexed(
+        path: &Path,
+        dir: &Path,
+        index_path: &Path,
+        only: Option<&[&str]>,
+    ) -> Result<Model> {
         let index = ShardIndex::load(index_path)?;
         let mut shards = Vec::new();
         let mut entries = Vec::new();
         let mut unindexed = Vec::new();
-        for (i, name) in index.shard_names().into_iter().enumerate() {
+        let mut names = index.shard_names();
+        if let Some(only) = only {
+            names.retain(|n| only.contains(n));
+        }
+        for (i, name) in names.iter().copied().enumerate() {
             let file = dir.join(name);
             if !file.is_file() {
                 return Err(Error::MissingShard {
@@ -156,13 +185,15 @@ impl Model {
             }
             shards.push(shard);
         }
-        if entries.len() != index.weight_map.len() {
+        let wanted = |shard: &String| names.contains(&shard.as_str());
+        let expected = index.weight_map.values().filter(|s| wanted(s)).count();
+        if entries.len() != expected {
             let held: std::collections::HashSet<&str> =
                 entries.iter().map(|e| e.name.as_str()).collect();
             if let Some((tensor, shard)) = index
                 .weight_map
                 .iter()
-                .find(|(tensor, _)| !held.contains(tensor.as_str()))
+                .find(|(tensor, shard)| wanted(shard) && !held.contains(tensor.as_str()))
             {
                 return Err(Error::TensorNotInShard {
                     index: index.path.clone(),

@@ -8,10 +8,12 @@
 
 mod analyze;
 pub mod embedding;
+mod listing;
 mod summary;
 mod transformer;
 
 pub use analyze::AnalyzeRecord;
+pub use listing::TensorListing;
 pub use summary::{ModelSummary, Quantization, Tally};
 pub use transformer::{SpectralSummary, TransformerRecord};
 

@@ -47,10 +47,10 @@ pub struct ModelSummary {
 }
 
 /// How a model's quantized weights were read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Quantization {
     /// `dequantized`, or `raw` with `--raw`.
-    pub reading: &'static str,
+    pub reading: String,
     /// The configuration's `quant_method` (`mlx` for MLX), if any.
     pub method: Option<String>,
     /// Quantized weights per scheme.
@@ -59,6 +59,9 @@ pub struct Quantization {
     pub stored_tensors: u64,
     /// One line for people: what was dequantized, and how.
     pub note: String,
+    /// What the configuration implies for the numbers (in `note` too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
 }
 
 impl Quantization {
@@ -77,13 +80,14 @@ impl Quantization {
     pub fn of(model: &Model) -> Option<Quantization> {
         if model.reading() == Reading::Raw {
             return Some(Quantization {
-                reading: "raw",
+                reading: "raw".into(),
                 method: None,
                 schemes: BTreeMap::new(),
                 stored_tensors: model.stored_len() as u64,
                 note: "read raw (--raw): every stored tensor is analysed as stored; quantized \
                        codes, scales and zero points are not combined"
                     .into(),
+                caveats: Vec::new(),
             });
         }
         let quantized = model.quantized();
@@ -95,26 +99,69 @@ impl Quantization {
             *schemes.entry(q.scheme().to_owned()).or_default() += 1;
         }
         let stored: usize = quantized.iter().map(|q| q.stored_names().count()).sum();
+        Some(Quantization::dequantized(
+            model.quant_method().map(str::to_owned),
+            schemes,
+            stored as u64,
+            model.quant_caveats().to_vec(),
+        ))
+    }
+
+    /// The quantization of a model read in parts (e.g. streamed file by
+    /// file): the parts' counts added up.
+    pub fn combine(parts: impl IntoIterator<Item = Quantization>) -> Option<Quantization> {
+        let mut parts = parts.into_iter();
+        let mut total = parts.next()?;
+        for part in parts {
+            total.stored_tensors += part.stored_tensors;
+            for (scheme, n) in part.schemes {
+                *total.schemes.entry(scheme).or_default() += n;
+            }
+            total.method = total.method.or(part.method);
+            for caveat in part.caveats {
+                if !total.caveats.contains(&caveat) {
+                    total.caveats.push(caveat);
+                }
+            }
+        }
+        Some(match total.reading.as_str() {
+            "raw" => total,
+            _ => Quantization::dequantized(
+                total.method,
+                total.schemes,
+                total.stored_tensors,
+                total.caveats,
+            ),
+        })
+    }
+
+    fn dequantized(
+        method: Option<String>,
+        schemes: BTreeMap<String, u64>,
+        stored: u64,
+        caveats: Vec<String>,
+    ) -> Quantization {
+        let weights: u64 = schemes.values().sum();
         let list: Vec<String> = schemes.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
         let mut note = format!(
-            "dequantized {} quantized weight{} exactly in f64 from codes and scales \
+            "dequantized {weights} quantized weight{} exactly in f64 from codes and scales \
              ({}); their {stored} stored tensors are folded into one row per weight, \
              with parameters counted as logical weights and bytes as stored",
-            quantized.len(),
-            if quantized.len() == 1 { "" } else { "s" },
+            if weights == 1 { "" } else { "s" },
             list.join(", ")
         );
-        for caveat in model.quant_caveats() {
+        for caveat in &caveats {
             note.push_str(". Note: ");
             note.push_str(caveat);
         }
-        Some(Quantization {
-            reading: "dequantized",
-            method: model.quant_method().map(str::to_owned),
+        Quantization {
+            reading: "dequantized".into(),
+            method,
             note,
             schemes,
-            stored_tensors: stored as u64,
-        })
+            stored_tensors: stored,
+            caveats,
+        }
     }
 }
 

@@ -45,23 +45,17 @@ impl<'m> MatrixView<'m> {
     /// # Ok::<(), tpa_core::Error>(())
     /// ```
     pub fn split(tensor: TensorView<'m>) -> Vec<MatrixView<'m>> {
-        let placement = classify(tensor.name());
-        match *tensor.shape() {
-            [experts, rows, cols]
-                if placement.block_type == BlockType::MoeExpert
-                    && placement.expert_index.is_none() =>
-            {
-                (0..experts)
-                    .map(|e| MatrixView {
-                        tensor,
-                        offset: e * rows * cols,
-                        rows,
-                        cols,
-                        expert_index: Some(e as u32),
-                    })
-                    .collect()
-            }
-            _ => vec![MatrixView::whole(tensor)],
+        match stacked_experts(tensor.name(), tensor.shape()) {
+            Some((experts, rows, cols)) => (0..experts)
+                .map(|e| MatrixView {
+                    tensor,
+                    offset: e * rows * cols,
+                    rows,
+                    cols,
+                    expert_index: Some(e as u32),
+                })
+                .collect(),
+            None => vec![MatrixView::whole(tensor)],
         }
     }
 
@@ -146,5 +140,26 @@ impl std::fmt::Debug for MatrixView<'_> {
             .field("expert_index", &self.expert_index)
             .field("shape", &(self.rows, self.cols))
             .finish()
+    }
+}
+
+/// (experts, rows, cols) when a tensor called `name` of `shape` is a stack
+/// of expert matrices ([E, out, in] named `...experts...`), which
+/// [`MatrixView::split`] analyses one expert at a time; `None` otherwise.
+///
+/// ```
+/// use tpa_core::tensors::stacked_experts;
+/// assert_eq!(stacked_experts("model.layers.0.mlp.experts.down_proj", &[8, 4096, 14336]), Some((8, 4096, 14336)));
+/// assert_eq!(stacked_experts("model.layers.0.self_attn.q_proj.weight", &[4096, 4096]), None);
+/// ```
+pub fn stacked_experts(name: &str, shape: &[usize]) -> Option<(usize, usize, usize)> {
+    let placement = classify(name);
+    match *shape {
+        [experts, rows, cols]
+            if placement.block_type == BlockType::MoeExpert && placement.expert_index.is_none() =>
+        {
+            Some((experts, rows, cols))
+        }
+        _ => None,
     }
 }

@@ -13,7 +13,7 @@ pub mod quant;
 use std::path::Path;
 
 pub use dtype::{DType, decode};
-pub use matrix::MatrixView;
+pub use matrix::{MatrixView, stacked_experts};
 pub use quant::Quantized;
 
 use crate::error::{Error, Result};

@@ -73,11 +73,24 @@ pub fn write_table<R: Record>(
     rows_key: &str,
     summary: Option<&serde_json::Value>,
 ) -> Result<()> {
-    write_atomically(path, |out| match format {
+    write_atomically(path, |out| {
+        write_table_to(out, format, rows, rows_key, summary)
+    })
+}
+
+/// [`write_table`] into `out` (e.g. standard output) instead of a file.
+pub fn write_table_to<R: Record>(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[R],
+    rows_key: &str,
+    summary: Option<&serde_json::Value>,
+) -> std::io::Result<()> {
+    match format {
         Format::Csv => render::csv(out, rows),
         Format::Jsonl => render::jsonl(out, rows),
         Format::Json => render::json(out, rows, rows_key, summary),
-    })
+    }
 }
 
 pub(crate) fn output_error(path: &Path, reason: impl ToString) -> Error {

@@ -3,6 +3,8 @@
 //! * `plan.json`: the items, which shard takes each, and the options; the
 //!   same for every shard, written once;
 //! * `I-of-N.jsonl`: shard I's rows as they finish (a [`super::Journal`]);
+//! * `I-of-N.groups.jsonl`: when streaming from the Hub, the groups of
+//!   files shard I has finished, with their matrices in storage order;
 //! * `I-of-N.done`: written last, when the shard has every row it planned.
 //!
 //! `tpa-merge FILE` reads the folder back into the output a single run writes.
@@ -40,6 +42,11 @@ impl Parts {
     /// Shard `shard`'s journal of finished rows.
     pub fn journal_path(&self, shard: RunShard) -> PathBuf {
         self.dir.join(format!("{}.jsonl", shard.file_stem()))
+    }
+
+    /// Shard `shard`'s ledger of finished file groups (streamed runs).
+    pub fn ledger_path(&self, shard: RunShard) -> PathBuf {
+        self.dir.join(format!("{}.groups.jsonl", shard.file_stem()))
     }
 
     fn marker_path(&self, shard: RunShard) -> PathBuf {

@@ -1,0 +1,298 @@
+//! `--model-id` without `--model-path`: the model streamed from the Hub
+//! under a disk budget, one group of files at a time (see
+//! [`tpa_hub::stream`]), with a ledger of the finished groups so that
+//! `--resume` downloads again only what is not yet analysed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tpa_core::analyses::runner::parse_size;
+use tpa_core::analyses::shard::tensor_cost;
+use tpa_core::model::{Model, ModelConfig, Reading};
+use tpa_core::records::{Quantization, RunInfo};
+use tpa_core::writers::Journal;
+use tpa_hub::stream::{StreamOptions, group_files};
+use tpa_hub::{Client, DirLock, Plan, Progress, RemoteHeader, Request, human};
+
+use crate::common::{Facts, ModelArgs};
+
+const HEADING: &str = "Streaming from the Hub (--model-id without --model-path)";
+
+/// Where and how a streamed model is downloaded.
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
+    /// Folder the files are downloaded into (as DIR/ORG/NAME/) while they are analysed.
+    #[arg(
+        help_heading = HEADING,
+        long = "download-dir",
+        visible_alias = "download_dir",
+        value_name = "DIR",
+        default_value = "data/models"
+    )]
+    pub download_dir: PathBuf,
+
+    /// The most the model's download folder may hold at once, e.g. 20G (K, M, G, T are
+    /// binary units) [default: no limit]. Files are deleted once analysed; with room for
+    /// two files the next downloads while one is analysed. At least the largest file.
+    #[arg(help_heading = HEADING, long = "max-disk", visible_alias = "max_disk", value_name = "SIZE", value_parser = parse_size)]
+    pub max_disk: Option<u64>,
+
+    /// Keep the downloaded files instead of deleting each once analysed.
+    #[arg(help_heading = HEADING, long = "keep-download", visible_alias = "keep_download")]
+    pub keep_download: bool,
+
+    /// Files downloaded at once within a group.
+    #[arg(
+        long = "max-workers",
+        visible_alias = "max_workers",
+        value_name = "N",
+        default_value_t = 4
+    )]
+    pub max_workers: usize,
+}
+
+/// A model on the Hub, planned: its commit, its files, their headers, and
+/// the groups of files that are downloaded and analysed together.
+pub struct Source {
+    client: Client,
+    plan: Plan,
+    headers: Vec<RemoteHeader>,
+    /// Indices into `headers`, in file order.
+    groups: Vec<Vec<usize>>,
+    reading: Reading,
+    _lock: DirLock,
+}
+
+/// One finished group, as the ledger keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    /// The group's files (repository paths).
+    pub files: Vec<String>,
+    /// Its matrices, in storage order.
+    pub names: Vec<String>,
+    pub quantization: Option<Quantization>,
+}
+
+impl Source {
+    /// Resolves the revision to one commit, lists and selects the files,
+    /// reads every safetensors header (Range requests) and groups the files.
+    pub fn open(model: &ModelArgs, args: &StreamArgs, quiet: bool) -> Result<Source> {
+        let Some(id) = &model.model_id else {
+            bail!(
+                "give --model-path PATH, or --model-id ORG/NAME to stream the model from the Hub"
+            );
+        };
+        let request = Request {
+            repo: id.parse()?,
+            revision: model.revision.clone().unwrap_or_else(|| "main".into()),
+            out: args.download_dir.clone(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        };
+        let client = Client::new(&tpa_hub::endpoint_from_env(), tpa_hub::token_from_env());
+        let say = Say { quiet };
+        let dir = request.repo.local_dir(&request.out);
+        let lock = tpa_hub::lock_dir(&dir, &|| {
+            say.line(&format!(
+                "waiting: another run is downloading into {} (give each shard its own --download-dir)",
+                dir.display()
+            ))
+        })?;
+        let plan = tpa_hub::plan(&client, &request, &say)?;
+        let headers = tpa_hub::read_headers(&client, &plan, args.max_workers, &say)?;
+        if headers.is_empty() {
+            bail!("{} has no safetensors files to stream", plan.repo);
+        }
+        let groups = group_files(&headers);
+        // The budget is checked, against every group, before any download.
+        let paths: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|&i| headers[i].file.path.as_str()).collect())
+            .collect();
+        tpa_hub::stream::check_budget(&plan, &paths, &options(args))?;
+        let plan = tpa_hub::stream::fetch_fixed(&client, &plan, args.max_workers, &say)?;
+        let reading = if model.raw {
+            Reading::Raw
+        } else {
+            Reading::Dequantized
+        };
+        Ok(Source {
+            client,
+            plan,
+            headers,
+            groups,
+            reading,
+            _lock: lock,
+        })
+    }
+
+    /// The model's folder under the download dir.
+    pub fn dir(&self) -> &Path {
+        &self.plan.dir
+    }
+
+    /// The rows' model_path, model_id and revision (the resolved commit).
+    pub fn run_info(&self) -> RunInfo {
+        RunInfo::now(
+            self.plan.dir.display().to_string(),
+            self.plan.repo.to_string(),
+            self.plan.commit.clone(),
+        )
+    }
+
+    /// What identifies the streamed model, for journals and plans.
+    pub fn identity(&self) -> serde_json::Value {
+        serde_json::json!({"repo": self.plan.repo.to_string(), "commit": self.plan.commit})
+    }
+
+    /// The groups, as lists of repository paths.
+    pub fn groups(&self) -> Vec<Vec<String>> {
+        self.groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|&i| self.headers[i].file.path.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Estimated analysis cost of each group, from its headers.
+    pub fn group_costs(&self) -> Vec<u64> {
+        self.groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .flat_map(|&i| &self.headers[i].tensors)
+                    .map(|t| {
+                        let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+                        tensor_cost(&t.name, &shape) + t.bytes()
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Streams `groups` (from [`Source::groups`]) in order: each is
+    /// downloaded, opened and handed to `analyse`, which returns its
+    /// matrices' names; then deleted unless kept. Every finished group is
+    /// appended to `ledger`.
+    pub fn stream(
+        &self,
+        groups: &[Vec<String>],
+        args: &StreamArgs,
+        quiet: bool,
+        ledger: &mut Journal,
+        mut analyse: impl FnMut(&Model) -> Result<Vec<String>>,
+    ) -> Result<()> {
+        let options = options(args);
+        let paths: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(String::as_str).collect())
+            .collect();
+        let say = Say { quiet };
+        let total = groups.len();
+        tpa_hub::stream::stream(&self.client, &self.plan, &paths, &options, &say, |i| {
+            let files = &paths[i];
+            let bytes: u64 = self
+                .plan
+                .files
+                .iter()
+                .filter(|f| files.contains(&f.file.path.as_str()))
+                .map(|f| f.file.size)
+                .sum();
+            say.line(&format!(
+                "analysing {} ({}; group {} of {total})",
+                files.join(", "),
+                human(bytes),
+                i + 1
+            ));
+            let model =
+                Model::open_part(&self.plan.dir, files, self.reading).with_context(|| {
+                    format!("cannot open {} of {}", files.join(", "), self.plan.repo)
+                })?;
+            let names = analyse(&model)?;
+            ledger.append(&Finished {
+                files: groups[i].clone(),
+                names,
+                quantization: Quantization::of(&model),
+            })?;
+            Ok(())
+        })
+    }
+
+    /// The summary facts of the whole model from the finished groups.
+    pub fn facts(&self, finished: &[Finished]) -> Facts {
+        let config = ModelConfig::load(self.dir()).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; the summary will lack the config facts");
+            None
+        });
+        Facts {
+            run: self.run_info(),
+            config,
+            quantization: Quantization::combine(
+                finished.iter().filter_map(|f| f.quantization.clone()),
+            ),
+        }
+    }
+}
+
+fn options(args: &StreamArgs) -> StreamOptions {
+    StreamOptions {
+        max_disk: args.max_disk.unwrap_or(u64::MAX),
+        keep: args.keep_download,
+        workers: args.max_workers,
+    }
+}
+
+/// Every matrix name of `finished`, in the order of `groups` (the model's
+/// storage order).
+pub fn names_in_order(groups: &[Vec<String>], finished: &[Finished]) -> Vec<String> {
+    let mut names = Vec::new();
+    for group in groups {
+        if let Some(f) = finished.iter().find(|f| &f.files == group) {
+            names.extend(f.names.iter().cloned());
+        }
+    }
+    names
+}
+
+/// Download progress as lines on stderr.
+struct Say {
+    quiet: bool,
+}
+
+impl Say {
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+}
+
+impl Progress for Say {
+    fn file_started(&self, path: &str, size: u64, from: u64) {
+        if from > 0 {
+            self.line(&format!(
+                "downloading {path}: resuming at {} of {}",
+                human(from),
+                human(size)
+            ));
+        }
+    }
+
+    fn retrying(&self, message: &str, delay: Duration) {
+        self.line(&format!(
+            "retrying in {:.1} s: {message}",
+            delay.as_secs_f64()
+        ));
+    }
+
+    fn restarted(&self, path: &str, _lost: u64) {
+        self.line(&format!(
+            "{path}: the server ignored the resume request; fetching it again"
+        ));
+    }
+}
