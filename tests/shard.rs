@@ -275,3 +275,66 @@ fn merge_writes_the_spectra_and_the_report() {
     let err = stderr(&run_shard(&model, &out, "0/2", &["--report", "r"]));
     assert!(err.contains("give --report DIR to tpa-merge"), "{err}");
 }
+
+#[test]
+fn tpa_analyze_shards_merged_give_the_rows_and_summary_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    for extra in [&[][..], &["--no-rank"][..]] {
+        let out = dir.path().join(format!("sharded{}.json", extra.len()));
+        let outs = out.to_str().unwrap();
+        for i in 0..3 {
+            let shard = format!("{i}/3");
+            let args = [
+                &[
+                    "--model-path",
+                    &model,
+                    "--out",
+                    outs,
+                    "--shard",
+                    &shard,
+                    "--no-gpu",
+                    "-q",
+                ][..],
+                extra,
+            ]
+            .concat();
+            assert_success(&common::analyze(&args));
+            assert!(!out.exists(), "a shard wrote the output");
+        }
+        assert_success(&merge(&[outs, "-q"]));
+        let single = dir.path().join(format!("single{}.json", extra.len()));
+        let args = [
+            &[
+                "--model-path",
+                &model,
+                "--out",
+                single.to_str().unwrap(),
+                "--no-gpu",
+                "-q",
+            ][..],
+            extra,
+        ]
+        .concat();
+        assert_success(&common::analyze(&args));
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        };
+        let (mut merged, mut single) = (read(&out), read(&single));
+        for json in [&mut merged, &mut single] {
+            json["summary"]["created_at"] = serde_json::Value::Null;
+            for row in json["tensors"].as_array_mut().unwrap() {
+                row["created_at"] = serde_json::Value::Null;
+            }
+        }
+        assert_eq!(merged["tensors"].as_array().unwrap().len(), 21);
+        assert_eq!(merged, single, "with {extra:?}");
+        let ranks: Vec<&serde_json::Value> = merged["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["rank"])
+            .collect();
+        assert_eq!(ranks.iter().all(|r| r.is_null()), extra == ["--no-rank"]);
+    }
+}

@@ -473,3 +473,48 @@ fn the_prefetch_overlaps_downloads_with_the_analysis() {
          (analysis {analysis:.2} s per file, {rate} B/s)"
     );
 }
+
+#[test]
+fn tpa_analyze_streams_too_and_gives_the_local_rows() {
+    let s = Setup::new(3, 96);
+    let out = s.out("streamed.csv");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tpa-analyze"));
+    let output = command
+        .args(["--model-id", REPO, "--out", out.to_str().unwrap()])
+        .args([
+            "--download-dir",
+            s.downloads().to_str().unwrap(),
+            "--max-disk",
+            "1M",
+            "--no-gpu",
+            "-q",
+        ])
+        .env("HF_ENDPOINT", s.hub.endpoint())
+        .env("HF_HOME", s.scratch.path().join("hf-home"))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let local = s.out("local.csv");
+    assert_success(&common::analyze(&[
+        "--model-path",
+        s.local.path().to_str().unwrap(),
+        "--model-id",
+        REPO,
+        "--revision",
+        &s.repo.commit,
+        "--out",
+        local.to_str().unwrap(),
+        "--no-gpu",
+        "-q",
+    ]));
+    let strip = |t: &Table| -> Vec<Vec<(String, String)>> {
+        common::without_timing(t)
+            .into_iter()
+            .map(|row| row.into_iter().filter(|(k, _)| k != "model_path").collect())
+            .collect()
+    };
+    let (streamed, local) = (Table::read(&out), Table::read(&local));
+    assert_eq!(streamed.rows.len(), 6);
+    assert_eq!(strip(&streamed), strip(&local));
+    assert!(streamed.rows.iter().all(|r| !r["rank"].is_empty()));
+}

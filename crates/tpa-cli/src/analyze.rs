@@ -1,20 +1,21 @@
 //! `tpa-analyze`: one row of exact statistics (and the rank) per tensor.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use rayon::prelude::*;
+use tpa_core::analyses::shard::{self, RunShard, matrix_cost};
+use tpa_core::analyses::spectrum::Engine;
 use tpa_core::analyses::stats::{StatsOptions, tensor_stats};
-use tpa_core::model::Model;
-use tpa_core::records::{AnalyzeRecord, ModelSummary, TransformerRecord, rows, sort_by_layer};
+use tpa_core::records::{AnalyzeRecord, ModelSummary, sort_by_layer};
 use tpa_core::tensors::{MatrixView, TensorView};
-use tpa_core::writers::write_table;
+use tpa_core::writers::{Journal, Parts, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
-use crate::{console, matrices, progress};
+use crate::{console, matrices, progress, runs, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,6 +30,11 @@ Output columns (CSV, JSON, JSON Lines), in order:
 Statistics are exact, in float64, over the finite values. rank is the numerical rank of
 the 2-D view (σ > rank-rtol·σmax, from the complete f64 spectrum, as tpa-transformer);
 --no-rank leaves it empty for a fast pass. See the README for every definition.
+
+Progress is saved to FILE.partial.jsonl as each tensor finishes; --resume continues an
+interrupted run. --model-id alone streams the model from the Hub under --max-disk, and
+--shard I/N splits the tensors between machines, as tpa-transformer does (see its --help);
+tpa-merge FILE then writes the output.
 
 --report DIR also writes a statistics report (alerts, charts, report.html) into DIR, as
 tpa-report does; with --fail-on it is a CI gate (exit 3 when an alert matches).";
@@ -51,6 +57,9 @@ pub struct Args {
     pub model: ModelArgs,
 
     #[command(flatten)]
+    pub stream: crate::stream::StreamArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 
     #[command(flatten)]
@@ -63,10 +72,16 @@ pub struct Args {
     #[command(flatten)]
     pub spectrum: SpectrumArgs,
 
-    /// Continue an interrupted run from FILE.partial.jsonl (the tensors whose rank it
-    /// finished) instead of starting over.
-    #[arg(long, conflicts_with = "no_rank")]
+    /// Continue an interrupted run from FILE.partial.jsonl (the tensors it finished)
+    /// instead of starting over.
+    #[arg(long)]
     pub resume: bool,
+
+    /// Compute only shard I of N of the tensors (e.g. 0/8; split by estimated cost), or
+    /// `auto` to take I and N from the scheduler (as tpa-transformer --shard). Rows go to
+    /// FILE.parts/; run `tpa-merge FILE` when every shard is done.
+    #[arg(long, value_name = "I/N|auto", value_parser = crate::transformer::parse_shard)]
+    pub shard: Option<RunShard>,
 
     /// Also write a statistics report (as tpa-report does) into DIR.
     #[arg(long, value_name = "DIR")]
@@ -91,143 +106,340 @@ pub fn main() -> std::process::ExitCode {
 pub fn run(args: &Args) -> Result<()> {
     let format = common::output_format(&args.output)?;
     crate::set_jobs(args.spectrum.jobs)?;
-    let opened = common::open_model(&args.model)?;
-    let options = args.stats.options();
-    let journal_path = common::journal_path(&args.output.out);
-    let mut records = if args.no_rank {
-        statistics(&opened.model, &options, args.quiet)?
-    } else {
-        statistics_and_rank(&opened, args, &options, &journal_path)?
+    if args.shard.is_some() && args.report.is_some() {
+        bail!("with --shard, give --report DIR to tpa-merge: the report needs every shard's rows");
+    }
+    let run = Run {
+        args,
+        format,
+        options: args.stats.options(),
+        engine: std::sync::OnceLock::new(),
     };
-    sort_by_layer(&mut records, |r| {
+    match &args.model.model_path {
+        Some(_) => run.local(),
+        None => run.streamed(),
+    }
+}
+
+/// What every part of one run shares.
+struct Run<'a> {
+    args: &'a Args,
+    format: tpa_core::writers::Format,
+    options: StatsOptions,
+    /// The spectral engine for the rank, probed once the model has opened
+    /// (so that a bad model's error comes first); unused with --no-rank.
+    engine: std::sync::OnceLock<Engine>,
+}
+
+type Rows = runs::Rows<AnalyzeRecord>;
+
+impl Run<'_> {
+    fn local(&self) -> Result<()> {
+        let args = self.args;
+        let opened = common::open_model(&args.model)?;
+        if !args.no_rank {
+            self.engine()?;
+        }
+        let tensors: Vec<TensorView<'_>> = opened.model.tensors().collect();
+        let names: Vec<String> = tensors.iter().map(|t| t.name().to_owned()).collect();
+        let files: Vec<String> = opened
+            .model
+            .files()
+            .map(|p| file_name(p.as_os_str()))
+            .collect();
+        let mut header = self.journal_header(&opened.run.model_path);
+        let (journal_path, mine) = match args.shard {
+            None => (common::journal_path(&args.output.out), tensors.clone()),
+            Some(shard) => {
+                header["shard"] = shard.to_string().into();
+                let costs: Vec<u64> = tensors.iter().map(|t| self.cost(t)).collect();
+                let shard_of = shard::split(&costs, shard.count);
+                let items: Vec<serde_json::Value> = names
+                    .iter()
+                    .zip(&shard_of)
+                    .map(|(n, s)| serde_json::json!([n, s]))
+                    .collect();
+                let planned = self.planned(&opened.facts(), &files);
+                if !self.plan_shard(shard, planned, serde_json::json!({"items": items}))? {
+                    return Ok(());
+                }
+                let mine = tensors
+                    .iter()
+                    .zip(&shard_of)
+                    .filter(|&(_, &s)| s == shard.index)
+                    .map(|(t, _)| *t)
+                    .collect();
+                (Parts::of(&args.output.out).journal_path(shard), mine)
+            }
+        };
+        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
+        if !rows.records.is_empty() && !args.quiet {
+            eprintln!(
+                "resuming: {} of {} tensors already done",
+                rows.records.len(),
+                mine.len()
+            );
+        }
+        self.compute(&mut rows, &mine)?;
+        match args.shard {
+            Some(shard) => {
+                runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet)
+            }
+            None => self.finish(&opened.facts(), files, rows, &names, &[]),
+        }
+    }
+
+    /// `--model-id` alone: the model streamed from the Hub (see tpa-transformer).
+    fn streamed(&self) -> Result<()> {
+        let args = self.args;
+        let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
+        if !args.no_rank {
+            self.engine()?;
+        }
+        let mut header = self.journal_header(&source.dir().display().to_string());
+        header["source"] = source.identity();
+        let groups = source.groups();
+        let files: Vec<String> = groups
+            .iter()
+            .flatten()
+            .map(|p| file_name(std::ffi::OsStr::new(p)))
+            .collect();
+        let (journal_path, ledger_path, mine) = match args.shard {
+            None => {
+                let journal = common::journal_path(&args.output.out);
+                let ledger = common::ledger_path(&journal);
+                (journal, ledger, groups.clone())
+            }
+            Some(shard) => {
+                header["shard"] = shard.to_string().into();
+                let shard_of = shard::split(&source.group_costs(), shard.count);
+                let planned = self.planned(&source.facts(&[]), &files);
+                let work = serde_json::json!({
+                    "source": source.identity(),
+                    "groups": groups.iter().zip(&shard_of).map(|(g, s)| serde_json::json!([g, s])).collect::<Vec<_>>(),
+                });
+                if !self.plan_shard(shard, planned, work)? {
+                    return Ok(());
+                }
+                let parts = Parts::of(&args.output.out);
+                let mine = groups
+                    .iter()
+                    .zip(&shard_of)
+                    .filter(|&(_, &s)| s == shard.index)
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                (parts.journal_path(shard), parts.ledger_path(shard), mine)
+            }
+        };
+        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
+        let (mut ledger, finished) =
+            common::open_journal::<stream::Finished>(&ledger_path, &header, args.resume)?;
+        let todo: Vec<Vec<String>> = mine
+            .iter()
+            .filter(|g| !finished.iter().any(|f| &f.files == *g))
+            .cloned()
+            .collect();
+        source.stream(&todo, &args.stream, args.quiet, &mut ledger, |model| {
+            let tensors: Vec<TensorView<'_>> = model.tensors().collect();
+            self.compute(&mut rows, &tensors)?;
+            Ok(tensors.iter().map(|t| t.name().to_owned()).collect())
+        })?;
+        drop(ledger);
+        if let Some(shard) = args.shard {
+            return runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet);
+        }
+        let finished = Journal::read::<stream::Finished>(&ledger_path)?
+            .map(|(resumed, _)| resumed.records)
+            .unwrap_or_default();
+        let names = stream::names_in_order(&groups, &finished);
+        self.finish(
+            &source.facts(&finished),
+            files,
+            rows,
+            &names,
+            &[ledger_path],
+        )
+    }
+
+    /// Estimated cost of a tensor: the bytes read, and its spectrum unless --no-rank.
+    fn cost(&self, tensor: &TensorView<'_>) -> u64 {
+        let bytes = tensor.nbytes() as u64;
+        if self.args.no_rank {
+            return bytes;
+        }
+        let (rows, cols) = tensor.matrix_shape();
+        matrix_cost(rows, cols) + bytes
+    }
+
+    /// The spectral engine, probed on first use: after the model has opened
+    /// (so that a bad model's error comes first), before any journal exists.
+    fn engine(&self) -> Result<&tpa_core::analyses::spectrum::Engine> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let engine = self.args.spectrum.engine(self.args.quiet)?;
+        Ok(self.engine.get_or_init(|| engine))
+    }
+
+    fn journal_header(&self, model_path: &str) -> serde_json::Value {
+        serde_json::json!({
+            "tpa": "tpa-analyze partial results",
+            "model_path": model_path,
+            "rank": !self.args.no_rank,
+            "rank_rtol": self.args.spectrum.rank_rtol,
+            "zero_eps": self.args.stats.zero_eps,
+        })
+    }
+
+    /// The summary a shard plan carries (no rows yet).
+    fn planned(&self, facts: &common::Facts, files: &[String]) -> serde_json::Value {
+        let mut summary = ModelSummary::new(&facts.run, files.to_vec(), &[], facts.config.clone());
+        summary.quantization = facts.quantization.clone();
+        let mut planned = serde_json::to_value(&summary).unwrap_or_default();
+        planned["created_at"] = serde_json::Value::Null;
+        planned
+    }
+
+    fn plan_shard(
+        &self,
+        shard: RunShard,
+        planned: serde_json::Value,
+        work: serde_json::Value,
+    ) -> Result<bool> {
+        let args = self.args;
+        let mut fields = serde_json::json!({
+            "options": {
+                "rank": !args.no_rank,
+                "rank_rtol": args.spectrum.rank_rtol,
+                "zero_eps": args.stats.zero_eps,
+                "raw": args.model.raw,
+            },
+            "summary": planned,
+        });
+        if let (Some(fields), Some(work)) = (fields.as_object_mut(), work.as_object()) {
+            fields.extend(work.clone());
+        }
+        runs::plan_shard(&args.output.out, "tpa-analyze", shard, fields)
+    }
+
+    /// The rows of the tensors of `tensors` not yet in the journal, each
+    /// journaled as it finishes: statistics streamed from disk, and the rank
+    /// through the spectral engine (which computes the same statistics on
+    /// its way).
+    fn compute(&self, rows: &mut Rows, tensors: &[TensorView<'_>]) -> Result<()> {
+        let done: HashSet<String> = rows.records.iter().map(|r| r.param_name.clone()).collect();
+        let todo: Vec<TensorView<'_>> = tensors
+            .iter()
+            .filter(|t| !done.contains(t.name()))
+            .copied()
+            .collect();
+        let args = self.args;
+        if args.no_rank {
+            let total = todo.iter().map(|t| t.nbytes() as u64).sum();
+            let bar = progress::bytes_bar(total, "analyzing", args.quiet);
+            let rows = std::sync::Mutex::new(rows);
+            let options = &self.options;
+            let result = todo.par_iter().try_for_each(|t| -> Result<()> {
+                let stats = tensor_stats(t, options, &|bytes| bar.inc(bytes))?;
+                let mut rows = rows.lock().unwrap_or_else(|p| p.into_inner());
+                rows.push(AnalyzeRecord::new(t, stats))
+            });
+            bar.finish_and_clear();
+            let rows = rows.into_inner().unwrap_or_else(|p| p.into_inner());
+            return result.with_context(|| rows.stopped("tensors"));
+        }
+        let engine = self.engine()?;
+        for tensor in &todo {
+            tensor.check_decodable()?;
+        }
+        let by_name: HashMap<&str, &TensorView<'_>> = todo.iter().map(|t| (t.name(), t)).collect();
+        let matrices: Vec<MatrixView<'_>> = todo.iter().map(|t| MatrixView::whole(*t)).collect();
+        let result = matrices::compute_records(
+            &matrices,
+            engine,
+            args.spectrum.limits(),
+            &self.options,
+            false,
+            args.quiet,
+            |record| {
+                let Some(tensor) = by_name.get(record.param_name.as_str()) else {
+                    bail!("no tensor {} in the model", record.param_name);
+                };
+                let mut row = AnalyzeRecord::new(tensor, record.stats);
+                row.rank = record
+                    .spectral
+                    .as_ref()
+                    .map(|s| s.metrics.actual_rank as u64);
+                rows.push(row)
+            },
+        );
+        result.with_context(|| rows.stopped("tensors"))
+    }
+
+    /// Writes the output (and report) of a whole run, then removes its
+    /// journal and `also_remove`.
+    fn finish(
+        &self,
+        facts: &common::Facts,
+        files: Vec<String>,
+        rows: Rows,
+        names: &[String],
+        also_remove: &[PathBuf],
+    ) -> Result<()> {
+        let args = self.args;
+        let Rows {
+            journal,
+            path: journal_path,
+            mut records,
+        } = rows;
+        drop(journal);
+        sort_rows(&mut records, names);
+        warn_about_nonfinite(&records);
+        let mut summary = ModelSummary::new(&facts.run, files, &records, facts.config.clone());
+        summary.quantization = facts.quantization.clone();
+        let rows = tpa_core::records::rows(&facts.run, &records);
+        let summary_json = serde_json::to_value(&summary)?;
+        write_table(
+            &args.output.out,
+            self.format,
+            &rows,
+            "tensors",
+            Some(&summary_json),
+        )?;
+        let remove: Vec<&Path> = std::iter::once(journal_path.as_path())
+            .chain(also_remove.iter().map(PathBuf::as_path))
+            .collect();
+        runs::remove_all(&remove)?;
+        if !args.quiet {
+            print!("{}", console::summary_text(&summary));
+            println!("Wrote {} rows to {}", rows.len(), args.output.out.display());
+        }
+        match &args.report {
+            Some(dir) => crate::report::report_of_run(
+                &args.output.out,
+                summary_json,
+                None,
+                dir,
+                &args.report_flags,
+                args.quiet,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Puts rows in output order: by layer, then expert, then in the order of
+/// `names` (the model's storage order), whatever order they finished in.
+pub(crate) fn sort_rows(records: &mut [AnalyzeRecord], names: &[String]) {
+    let position: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    records.sort_by_cached_key(|r| position.get(r.param_name.as_str()).copied());
+    sort_by_layer(records, |r| {
         (r.placement.layer_index, r.placement.expert_index)
     });
-    warn_about_nonfinite(&records);
-
-    let files = opened
-        .model
-        .files()
-        .map(|p| file_name(p.as_os_str()))
-        .collect();
-    let mut summary = ModelSummary::new(&opened.run, files, &records, opened.config);
-    summary.quantization = opened.quantization;
-    let rows = rows(&opened.run, &records);
-    let summary_json = serde_json::to_value(&summary)?;
-    write_table(
-        &args.output.out,
-        format,
-        &rows,
-        "tensors",
-        Some(&summary_json),
-    )?;
-
-    if !args.no_rank {
-        std::fs::remove_file(&journal_path)
-            .with_context(|| format!("removing {}", journal_path.display()))?;
-    }
-
-    if !args.quiet {
-        print!("{}", console::summary_text(&summary));
-        println!("Wrote {} rows to {}", rows.len(), args.output.out.display());
-    }
-    match &args.report {
-        Some(dir) => crate::report::report_of_run(
-            &args.output.out,
-            summary_json,
-            None,
-            dir,
-            &args.report_flags,
-            args.quiet,
-        ),
-        None => Ok(()),
-    }
-}
-
-/// The statistics pass alone: tensors in parallel, each streamed in chunks.
-fn statistics(model: &Model, options: &StatsOptions, quiet: bool) -> Result<Vec<AnalyzeRecord>> {
-    let tensors: Vec<TensorView<'_>> = model.tensors().collect();
-    let total = tensors.iter().map(|t| t.nbytes() as u64).sum();
-    let bar = progress::bytes_bar(total, "analyzing", quiet);
-    let records = tensors
-        .par_iter()
-        .map(|t| {
-            Ok(AnalyzeRecord::new(
-                t,
-                tensor_stats(t, options, &|bytes| bar.inc(bytes))?,
-            ))
-        })
-        .collect::<tpa_core::Result<Vec<_>>>();
-    bar.finish_and_clear();
-    Ok(records?)
-}
-
-/// Statistics and the rank of each tensor's 2-D view, through the spectral
-/// engine (which computes the same statistics on its way). Each finished
-/// tensor is journaled, so that `--resume` continues an interrupted run.
-fn statistics_and_rank(
-    opened: &common::Opened,
-    args: &Args,
-    options: &StatsOptions,
-    journal_path: &Path,
-) -> Result<Vec<AnalyzeRecord>> {
-    let model = &opened.model;
-    let tensors: Vec<TensorView<'_>> = model.tensors().collect();
-    for tensor in &tensors {
-        tensor.check_decodable()?;
-    }
-    let header = serde_json::json!({
-        "tpa": "tpa-analyze partial results",
-        "model_path": opened.run.model_path,
-        "rank_rtol": args.spectrum.rank_rtol,
-        "zero_eps": args.stats.zero_eps,
-    });
-    let (mut journal, done) =
-        common::open_journal::<TransformerRecord>(journal_path, &header, args.resume)?;
-    let finished: HashSet<&str> = done.iter().map(|r| r.param_name.as_str()).collect();
-    let matrices: Vec<MatrixView<'_>> = tensors
-        .iter()
-        .filter(|t| !finished.contains(t.name()))
-        .map(|t| MatrixView::whole(*t))
-        .collect();
-    if !done.is_empty() && !args.quiet {
-        eprintln!(
-            "resuming: {} of {} tensors already done",
-            done.len(),
-            tensors.len()
-        );
-    }
-    let row = |record: &TransformerRecord| -> tpa_core::Result<AnalyzeRecord> {
-        let tensor = model.tensor(&record.param_name)?;
-        let mut row = AnalyzeRecord::new(&tensor, record.stats);
-        row.rank = record
-            .spectral
-            .as_ref()
-            .map(|s| s.metrics.actual_rank as u64);
-        Ok(row)
-    };
-    let mut records = done.iter().map(row).collect::<tpa_core::Result<Vec<_>>>()?;
-    let engine = args.spectrum.engine(args.quiet)?;
-    matrices::compute_records(
-        &matrices,
-        &engine,
-        args.spectrum.limits(),
-        options,
-        false,
-        args.quiet,
-        |record| {
-            journal.append(&record)?;
-            records.push(row(&record)?);
-            Ok(())
-        },
-    )
-    .with_context(|| {
-        format!(
-            "analysis stopped; {} finished tensors are kept in {} for --resume",
-            records.len(),
-            journal_path.display()
-        )
-    })?;
-    Ok(records)
 }
 
 fn warn_about_nonfinite(records: &[AnalyzeRecord]) {

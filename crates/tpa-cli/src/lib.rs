@@ -15,6 +15,7 @@ mod matrices;
 pub mod merge;
 mod progress;
 pub mod report;
+mod runs;
 mod stream;
 pub mod transformer;
 

@@ -5,8 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use serde::de::DeserializeOwned;
 use tpa_core::analyses::shard::RunShard;
-use tpa_core::records::{Quantization, RunInfo, TransformerRecord, rows};
+use tpa_core::model::ModelConfig;
+use tpa_core::records::{
+    AnalyzeRecord, ModelSummary, Quantization, RunInfo, TransformerRecord, rows,
+};
 use tpa_core::writers::{Format, Journal, Parts, write_spectra, write_table};
 
 use crate::report::ReportFlags;
@@ -19,7 +23,8 @@ Examples:
   tpa-merge out/m.csv                                           # once both are done
   tpa-merge out/m.csv --report out/m-report                     # and the report
 
-FILE is the --out of the shards; their rows are in FILE.parts/. The merged rows are
+FILE is the --out of the shards (of tpa-transformer or tpa-analyze); their rows are in
+FILE.parts/. The merged rows are
 those a single run writes (apart from seconds, backend and created_at), in the same
 order; the shards' --save-spectra file is written too. FILE.parts/ is kept.";
 
@@ -28,7 +33,7 @@ order; the shards' --save-spectra file is written too. FILE.parts/ is kept.";
 #[command(
     name = "tpa-merge",
     version,
-    about = "Merge the shards of a tpa-transformer --shard run into one output file",
+    about = "Merge the shards of a tpa-transformer or tpa-analyze --shard run into one output file",
     after_help = EXAMPLES
 )]
 pub struct Args {
@@ -82,49 +87,21 @@ pub fn run(args: &Args) -> Result<()> {
         let names: Vec<String> = unfinished.iter().map(RunShard::to_string).collect();
         bail!(
             "missing shards: {} (no finished shard in {}); run each again with the same \
-             tpa-transformer command and its --shard, e.g. --shard {first} --resume, then tpa-merge again",
+             command and its --shard, e.g. --shard {first} --resume, then tpa-merge again",
             names.join(", "),
             parts.dir().display()
         );
     }
-    let mut records: Vec<TransformerRecord> = Vec::new();
-    for index in 0..count {
-        let shard = RunShard { index, count };
-        let path = parts.journal_path(shard);
-        let (resumed, _) = Journal::read::<TransformerRecord>(&path)?.with_context(|| {
-            format!(
-                "shard {shard} is marked done but {} is missing",
-                path.display()
-            )
+    if plan["tpa"] == "tpa-analyze shard plan" {
+        return merge_analyze(args, format, &parts, &plan, count);
+    }
+    let (mut records, names, quantization) =
+        shard_rows(&parts, &plan, count, |r: &TransformerRecord| {
+            r.matrix_name()
         })?;
-        records.extend(resumed.records);
-    }
-    let (items, quantization) = planned_items(&parts, &plan, count)?;
-    let shard_of: HashMap<&str, usize> = items.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for r in &records {
-        let name = r.matrix_name();
-        if !shard_of.contains_key(name.as_str()) {
-            bail!("a shard holds a row for {name}, which the plan does not list");
-        }
-        *seen.entry(name).or_default() += 1;
-    }
-    if let Some((name, _)) = seen.iter().find(|(_, n)| **n > 1) {
-        bail!("{name} has rows from more than one shard");
-    }
-    if let Some((name, s)) = items.iter().find(|(n, _)| !seen.contains_key(n)) {
-        bail!("no row for {name}, which shard {s}/{count} was to compute");
-    }
-    let names: Vec<String> = items.into_iter().map(|(n, _)| n).collect();
     matrices::sort_rows(&mut records, &names);
 
-    let mut summary = plan["summary"].clone();
-    if let Some(q) = quantization {
-        summary["quantization"] = serde_json::to_value(q)?;
-    }
-    let text = |key: &str| summary[key].as_str().unwrap_or_default().to_owned();
-    let run = RunInfo::now(text("model_path"), text("model_id"), text("revision"));
-    summary["created_at"] = run.created_at.clone().into();
+    let (run, mut summary) = merged_summary(&plan, quantization)?;
     summary["matrices"] = records.len().into();
     write_table(
         &args.out,
@@ -164,6 +141,112 @@ pub fn run(args: &Args) -> Result<()> {
                 args.quiet,
             )
         }
+        None => Ok(()),
+    }
+}
+
+/// Every shard's rows, checked against the plan (each planned item has
+/// exactly one row, from its shard), with the items in storage order and
+/// the quantization the shards found.
+fn shard_rows<T: DeserializeOwned>(
+    parts: &Parts,
+    plan: &serde_json::Value,
+    count: usize,
+    name_of: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Vec<String>, Option<Quantization>)> {
+    let mut records: Vec<T> = Vec::new();
+    for index in 0..count {
+        let shard = RunShard { index, count };
+        let path = parts.journal_path(shard);
+        let (resumed, _) = Journal::read::<T>(&path)?.with_context(|| {
+            format!(
+                "shard {shard} is marked done but {} is missing",
+                path.display()
+            )
+        })?;
+        records.extend(resumed.records);
+    }
+    let (items, quantization) = planned_items(parts, plan, count)?;
+    let shard_of: HashMap<&str, usize> = items.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        let name = name_of(r);
+        if !shard_of.contains_key(name.as_str()) {
+            bail!("a shard holds a row for {name}, which the plan does not list");
+        }
+        *seen.entry(name).or_default() += 1;
+    }
+    if let Some((name, _)) = seen.iter().find(|(_, n)| **n > 1) {
+        bail!("{name} has rows from more than one shard");
+    }
+    if let Some((name, s)) = items.iter().find(|(n, _)| !seen.contains_key(n)) {
+        bail!("no row for {name}, which shard {s}/{count} was to compute");
+    }
+    let names = items.into_iter().map(|(n, _)| n).collect();
+    Ok((records, names, quantization))
+}
+
+/// The plan's summary, stamped now, with the quantization the shards found
+/// when they were streamed; and the rows' run facts.
+fn merged_summary(
+    plan: &serde_json::Value,
+    quantization: Option<Quantization>,
+) -> Result<(RunInfo, serde_json::Value)> {
+    let mut summary = plan["summary"].clone();
+    if let Some(q) = quantization {
+        summary["quantization"] = serde_json::to_value(q)?;
+    }
+    let text = |key: &str| summary[key].as_str().unwrap_or_default().to_owned();
+    let run = RunInfo::now(text("model_path"), text("model_id"), text("revision"));
+    summary["created_at"] = run.created_at.clone().into();
+    Ok((run, summary))
+}
+
+/// tpa-merge of a `tpa-analyze --shard` run: the statistics table and its summary.
+fn merge_analyze(
+    args: &Args,
+    format: tpa_core::writers::Format,
+    parts: &Parts,
+    plan: &serde_json::Value,
+    count: usize,
+) -> Result<()> {
+    let (mut records, names, quantization) =
+        shard_rows(parts, plan, count, |r: &AnalyzeRecord| r.param_name.clone())?;
+    crate::analyze::sort_rows(&mut records, &names);
+    let (run, planned) = merged_summary(plan, None)?;
+    let files: Vec<String> = serde_json::from_value(planned["files"].clone()).unwrap_or_default();
+    let config: Option<ModelConfig> =
+        serde_json::from_value(planned["config"].clone()).unwrap_or_default();
+    let mut summary = ModelSummary::new(&run, files, &records, config);
+    summary.quantization = quantization.or_else(|| {
+        serde_json::from_value(planned["quantization"].clone())
+            .ok()
+            .flatten()
+    });
+    let summary = serde_json::to_value(&summary)?;
+    write_table(
+        &args.out,
+        format,
+        &rows(&run, &records),
+        "tensors",
+        Some(&summary),
+    )?;
+    if !args.quiet {
+        eprintln!(
+            "merged {count} shards: {} rows into {}",
+            records.len(),
+            args.out.display()
+        );
+    }
+    match &args.report {
+        Some(dir) => crate::report::report_of_run(
+            &args.out,
+            summary,
+            None,
+            dir,
+            &args.report_flags,
+            args.quiet,
+        ),
         None => Ok(()),
     }
 }

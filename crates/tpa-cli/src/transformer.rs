@@ -13,7 +13,7 @@ use tpa_core::writers::{Journal, Parts, write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
-use crate::{console, matrices, stream};
+use crate::{console, matrices, runs, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -154,7 +154,7 @@ pub fn run(args: &Args) -> Result<()> {
         args,
         format,
         stats: args.stats.options(),
-        engine: args.spectrum.engine(args.quiet)?,
+        engine: std::cell::OnceCell::new(),
         spectra_path,
     };
     match &args.model.model_path {
@@ -168,7 +168,8 @@ struct Run<'a> {
     args: &'a Args,
     format: tpa_core::writers::Format,
     stats: tpa_core::analyses::stats::StatsOptions,
-    engine: tpa_core::analyses::spectrum::Engine,
+    /// Probed once the model has opened, so that a bad model's error comes first.
+    engine: std::cell::OnceCell<tpa_core::analyses::spectrum::Engine>,
     spectra_path: Option<PathBuf>,
 }
 
@@ -179,6 +180,7 @@ impl Run<'_> {
         if let (Some(q), false) = (&opened.quantization, args.quiet) {
             eprintln!("{}", q.note);
         }
+        self.engine()?;
         let all = self.matrices_of(&opened.model)?;
         if all.is_empty() {
             bail!(
@@ -216,9 +218,11 @@ impl Run<'_> {
                 mine.len()
             );
         }
-        rows.compute(self, &mine)?;
+        self.compute(&mut rows, &mine)?;
         match args.shard {
-            Some(shard) => self.finish_shard(shard, rows),
+            Some(shard) => {
+                runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet)
+            }
             None => self.finish(&opened.facts(), rows, &names, &[]),
         }
     }
@@ -228,6 +232,7 @@ impl Run<'_> {
     fn streamed(&self) -> Result<()> {
         let args = self.args;
         let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
+        self.engine()?;
         let model_path = source.dir().display().to_string();
         let mut header = self.journal_header(&model_path);
         header["source"] = source.identity();
@@ -278,7 +283,7 @@ impl Run<'_> {
         }
         let streamed = source.stream(&todo, &args.stream, args.quiet, &mut ledger, |model| {
             let matrices = self.matrices_of(model)?;
-            rows.compute(self, &matrices)?;
+            self.compute(&mut rows, &matrices)?;
             Ok(matrices.iter().map(MatrixView::name).collect())
         });
         streamed.with_context(|| {
@@ -290,7 +295,7 @@ impl Run<'_> {
         })?;
         drop(ledger);
         if let Some(shard) = args.shard {
-            return self.finish_shard(shard, rows);
+            return runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet);
         }
         finished = Journal::read::<stream::Finished>(&ledger_path)?
             .map(|(resumed, _)| resumed.records)
@@ -319,6 +324,16 @@ impl Run<'_> {
         Ok(selected.into_iter().flat_map(MatrixView::split).collect())
     }
 
+    /// The spectral engine, probed on first use: after the model has opened
+    /// (so that a bad model's error comes first), before any journal exists.
+    fn engine(&self) -> Result<&tpa_core::analyses::spectrum::Engine> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let engine = self.args.spectrum.engine(self.args.quiet)?;
+        Ok(self.engine.get_or_init(|| engine))
+    }
+
     fn journal_header(&self, model_path: &str) -> serde_json::Value {
         serde_json::json!({
             "tpa": "tpa-transformer partial results",
@@ -338,11 +353,8 @@ impl Run<'_> {
         work: serde_json::Value,
     ) -> Result<bool> {
         let args = self.args;
-        let parts = Parts::of(&args.output.out);
         planned["created_at"] = serde_json::Value::Null;
-        let mut plan = serde_json::json!({
-            "tpa": "tpa-transformer shard plan",
-            "count": shard.count,
+        let mut fields = serde_json::json!({
             "options": {
                 "rank_rtol": args.spectrum.rank_rtol,
                 "zero_eps": args.stats.zero_eps,
@@ -352,34 +364,45 @@ impl Run<'_> {
             "spectra": self.spectra_path.as_ref().map(|p| p.display().to_string()),
             "summary": planned,
         });
-        if let (Some(plan), Some(work)) = (plan.as_object_mut(), work.as_object()) {
-            plan.extend(work.clone());
+        if let (Some(fields), Some(work)) = (fields.as_object_mut(), work.as_object()) {
+            fields.extend(work.clone());
         }
-        parts.write_plan(&plan)?;
-        if parts.is_done(shard) {
-            eprintln!(
-                "shard {shard} is already complete in {}; nothing to do (tpa-merge {} writes the output)",
-                parts.dir().display(),
-                args.output.out.display()
-            );
-            return Ok(false);
-        }
-        Ok(true)
+        runs::plan_shard(&args.output.out, "tpa-transformer", shard, fields)
     }
 
-    fn finish_shard(&self, shard: RunShard, rows: Rows) -> Result<()> {
+    /// Computes the matrices of `matrices` not yet in the journal, adding
+    /// each to it as it finishes.
+    fn compute(&self, rows: &mut Rows, matrices: &[MatrixView<'_>]) -> Result<()> {
+        let done: HashSet<String> = rows
+            .records
+            .iter()
+            .map(TransformerRecord::matrix_name)
+            .collect();
+        let todo: Vec<MatrixView<'_>> = matrices
+            .iter()
+            .filter(|m| !done.contains(&m.name()))
+            .copied()
+            .collect();
         let args = self.args;
-        let parts = Parts::of(&args.output.out);
-        parts.mark_done(shard, rows.records.len())?;
-        if !args.quiet {
-            eprintln!(
-                "shard {shard} done: {} rows in {}; once every shard is done, tpa-merge {} writes the output",
-                rows.records.len(),
-                parts.journal_path(shard).display(),
-                args.output.out.display()
-            );
-        }
-        Ok(())
+        let engine = self.engine()?;
+        let result = matrices::compute_records(
+            &todo,
+            engine,
+            args.spectrum.limits(),
+            &self.stats,
+            self.spectra_path.is_some(),
+            args.quiet,
+            |record| {
+                if let Some(reason) = &record.skipped {
+                    eprintln!(
+                        "warning: {}: no spectrum ({reason}); statistics are still reported",
+                        record.param_name
+                    );
+                }
+                rows.push(record)
+            },
+        );
+        result.with_context(|| rows.stopped("matrices"))
     }
 
     /// Writes the output (and spectra, and report) of a whole run, then
@@ -396,9 +419,9 @@ impl Run<'_> {
             journal,
             path: journal_path,
             mut records,
-            nonfinite,
         } = rows;
         drop(journal);
+        let nonfinite = records.iter().filter(|r| r.skipped.is_some()).count();
         matrices::sort_rows(&mut records, names);
         let summary = summary(args, facts, &records);
         write_outputs(
@@ -409,9 +432,11 @@ impl Run<'_> {
             &summary,
             self.spectra_path.as_deref(),
         )?;
-        for path in std::iter::once(&journal_path).chain(also_remove) {
-            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
-        }
+        let remove: Vec<&std::path::Path> = std::iter::once(&journal_path)
+            .chain(also_remove)
+            .map(PathBuf::as_path)
+            .collect();
+        runs::remove_all(&remove)?;
         if !args.quiet {
             print!("{}", console::layer_report(&records));
             if nonfinite > 0 {
@@ -439,69 +464,7 @@ impl Run<'_> {
     }
 }
 
-/// The rows computed so far and the journal that keeps them.
-struct Rows {
-    journal: Journal,
-    path: PathBuf,
-    records: Vec<TransformerRecord>,
-    /// Matrices whose statistics came without a spectrum (NaN/Inf).
-    nonfinite: usize,
-}
-
-impl Rows {
-    fn open(path: &std::path::Path, header: &serde_json::Value, resume: bool) -> Result<Rows> {
-        let (journal, records) = common::open_journal::<TransformerRecord>(path, header, resume)?;
-        Ok(Rows {
-            journal,
-            path: path.to_owned(),
-            records,
-            nonfinite: 0,
-        })
-    }
-
-    /// Computes the matrices of `matrices` not yet in the journal, adding
-    /// each to it as it finishes.
-    fn compute(&mut self, run: &Run<'_>, matrices: &[MatrixView<'_>]) -> Result<()> {
-        let done: HashSet<String> = self
-            .records
-            .iter()
-            .map(TransformerRecord::matrix_name)
-            .collect();
-        let todo: Vec<MatrixView<'_>> = matrices
-            .iter()
-            .filter(|m| !done.contains(&m.name()))
-            .copied()
-            .collect();
-        let args = run.args;
-        matrices::compute_records(
-            &todo,
-            &run.engine,
-            args.spectrum.limits(),
-            &run.stats,
-            run.spectra_path.is_some(),
-            args.quiet,
-            |record| {
-                if let Some(reason) = &record.skipped {
-                    self.nonfinite += 1;
-                    eprintln!(
-                        "warning: {}: no spectrum ({reason}); statistics are still reported",
-                        record.param_name
-                    );
-                }
-                self.journal.append(&record)?;
-                self.records.push(record);
-                Ok(())
-            },
-        )
-        .with_context(|| {
-            format!(
-                "analysis stopped; {} finished matrices are kept in {} for --resume",
-                self.records.len(),
-                self.path.display()
-            )
-        })
-    }
-}
+type Rows = runs::Rows<TransformerRecord>;
 
 /// `[name, shard]` pairs, as plan.json lists the items.
 fn item_list(names: &[String], shard_of: &[usize]) -> Vec<serde_json::Value> {
@@ -512,7 +475,7 @@ fn item_list(names: &[String], shard_of: &[usize]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn parse_shard(text: &str) -> Result<RunShard, String> {
+pub(crate) fn parse_shard(text: &str) -> Result<RunShard, String> {
     if text == "auto" {
         RunShard::from_env(|k| std::env::var(k).ok())
     } else {

@@ -73,7 +73,7 @@ impl fmt::Display for BlockType {
 }
 
 /// Where a tensor sits in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     /// Transformer layer (block) number, if the name has one.
     pub layer_index: Option<u32>,

@@ -5,8 +5,9 @@ use crate::analyses::classify::{Placement, classify};
 use crate::analyses::stats::TensorStats;
 use crate::tensors::TensorView;
 
-/// One tensor's identity, placement and statistics.
-#[derive(Debug, Clone, PartialEq)]
+/// One tensor's identity, placement and statistics; serializable, so that
+/// a journal can keep it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AnalyzeRecord {
     pub param_name: String,
     pub placement: Placement,
