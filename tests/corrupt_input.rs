@@ -224,6 +224,8 @@ fn index_may_not_point_outside_the_model() {
 
 #[test]
 fn directory_without_safetensors_points_at_models_below_it() {
+    // tpa-analyze and tpa-transformer analyse such a folder model by model
+    // (tests/folders.rs); tpa-embedding reads one model and says where they are.
     let case = Case::new();
     write_model(
         &case.model.join("Org/Name"),
@@ -231,8 +233,18 @@ fn directory_without_safetensors_points_at_models_below_it() {
         1,
     )
     .unwrap();
-    let err = case.fails();
-    assert_mentions(&err, &["no .safetensors files", "Org/Name"]);
+    let out = case.dir.path().join("e.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-embedding"))
+        .args([
+            "--model-path",
+            case.model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_mentions(&stderr(&output), &["no .safetensors files", "Org/Name"]);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tpa_core::writers::{Journal, Parts, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
-use crate::{console, matrices, progress, runs, stream};
+use crate::{console, folder, matrices, progress, runs, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -136,6 +136,9 @@ type Rows = runs::Rows<AnalyzeRecord>;
 impl Run<'_> {
     fn local(&self) -> Result<()> {
         let args = self.args;
+        if let Some(models) = folder::models_in(&args.model)? {
+            return self.folder(&models);
+        }
         let opened = common::open_model(&args.model)?;
         if !args.no_rank {
             self.engine()?;
@@ -187,6 +190,77 @@ impl Run<'_> {
             }
             None => self.finish(&opened.facts(), files, rows, &names, &[]),
         }
+    }
+
+    /// `--model-path` names a folder of models: each in turn, journaled
+    /// apart, into one output.
+    fn folder(&self, models: &[folder::FolderModel]) -> Result<()> {
+        let args = self.args;
+        folder::refuse(args.shard.is_some(), args.report.is_some(), false)?;
+        folder::announce(common::local_path(&args.model)?, models, args.quiet);
+        let mut done: Vec<(common::Facts, Vec<AnalyzeRecord>, ModelSummary)> = Vec::new();
+        let mut journals = Vec::new();
+        for (i, m) in models.iter().enumerate() {
+            if !args.quiet {
+                eprintln!("model {} of {}: {}", i + 1, models.len(), m.id);
+            }
+            let failed = |e: anyhow::Error| {
+                e.context(format!(
+                    "model {} ({}) failed; the {i} model(s) before it are kept for --resume",
+                    m.id,
+                    m.dir.display()
+                ))
+            };
+            let opened = common::open_model(&m.args(&args.model)).map_err(failed)?;
+            let tensors: Vec<TensorView<'_>> = opened.model.tensors().collect();
+            let names: Vec<String> = tensors.iter().map(|t| t.name().to_owned()).collect();
+            let files: Vec<String> = opened
+                .model
+                .files()
+                .map(|p| file_name(p.as_os_str()))
+                .collect();
+            let path = m.journal_path(&args.output.out);
+            let header = self.journal_header(&opened.run.model_path);
+            let mut rows = Rows::open(&path, &header, args.resume)?;
+            self.compute(&mut rows, &tensors).map_err(failed)?;
+            let mut records = rows.records;
+            sort_rows(&mut records, &names);
+            warn_about_nonfinite(&records);
+            let facts = opened.facts();
+            let mut summary = ModelSummary::new(&facts.run, files, &records, facts.config.clone());
+            summary.quantization = facts.quantization.clone();
+            done.push((facts, records, summary));
+            journals.push(path);
+        }
+        let table: Vec<_> = done
+            .iter()
+            .flat_map(|(f, r, _)| tpa_core::records::rows(&f.run, r))
+            .collect();
+        let summaries = done
+            .iter()
+            .map(|(_, _, s)| serde_json::to_value(s))
+            .collect::<serde_json::Result<Vec<_>>>()?;
+        let summary = serde_json::json!({ "models": summaries });
+        write_table(
+            &args.output.out,
+            self.format,
+            &table,
+            "tensors",
+            Some(&summary),
+        )?;
+        runs::remove_all(&journals.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+        if !args.quiet {
+            for (_, _, summary) in &done {
+                print!("{}", console::summary_text(summary));
+            }
+            println!(
+                "Wrote {} rows of {} models to {}",
+                table.len(),
+                done.len(),
+                args.output.out.display()
+            );
+        }
+        Ok(())
     }
 
     /// `--model-id` alone: the model streamed from the Hub (see tpa-transformer).

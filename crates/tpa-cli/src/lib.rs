@@ -10,6 +10,7 @@ mod console;
 pub mod download;
 pub mod embedding;
 mod estimate;
+mod folder;
 mod listing;
 mod matrices;
 pub mod merge;

@@ -13,7 +13,7 @@ use tpa_core::writers::{Journal, Parts, write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
-use crate::{console, matrices, runs, stream};
+use crate::{console, folder, matrices, runs, stream};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -176,6 +176,9 @@ struct Run<'a> {
 impl Run<'_> {
     fn local(&self) -> Result<()> {
         let args = self.args;
+        if let Some(models) = folder::models_in(&args.model)? {
+            return self.folder(&models);
+        }
         let opened = common::open_model(&args.model)?;
         if let (Some(q), false) = (&opened.quantization, args.quiet) {
             eprintln!("{}", q.note);
@@ -225,6 +228,68 @@ impl Run<'_> {
             }
             None => self.finish(&opened.facts(), rows, &names, &[]),
         }
+    }
+
+    /// `--model-path` names a folder of models: each in turn, journaled
+    /// apart, into one output.
+    fn folder(&self, models: &[folder::FolderModel]) -> Result<()> {
+        let args = self.args;
+        folder::refuse(
+            args.shard.is_some(),
+            args.report.is_some(),
+            self.spectra_path.is_some(),
+        )?;
+        folder::announce(common::local_path(&args.model)?, models, args.quiet);
+        let mut done: Vec<(common::Facts, Vec<TransformerRecord>)> = Vec::new();
+        let mut journals = Vec::new();
+        for (i, m) in models.iter().enumerate() {
+            if !args.quiet {
+                eprintln!("model {} of {}: {}", i + 1, models.len(), m.id);
+            }
+            let failed = |e: anyhow::Error| {
+                e.context(format!(
+                    "model {} ({}) failed; the {i} model(s) before it are kept for --resume",
+                    m.id,
+                    m.dir.display()
+                ))
+            };
+            let opened = common::open_model(&m.args(&args.model)).map_err(failed)?;
+            self.engine()?;
+            let all = self.matrices_of(&opened.model).map_err(failed)?;
+            let names: Vec<String> = all.iter().map(MatrixView::name).collect();
+            let path = m.journal_path(&args.output.out);
+            let header = self.journal_header(&opened.run.model_path);
+            let mut rows = Rows::open(&path, &header, args.resume)?;
+            self.compute(&mut rows, &all).map_err(failed)?;
+            let mut records = rows.records;
+            matrices::sort_rows(&mut records, &names);
+            done.push((opened.facts(), records));
+            journals.push(path);
+        }
+        let table: Vec<_> = done.iter().flat_map(|(f, r)| rows(&f.run, r)).collect();
+        let summaries: Vec<serde_json::Value> =
+            done.iter().map(|(f, r)| summary(args, f, r)).collect();
+        let summary = serde_json::json!({ "models": summaries });
+        write_table(
+            &args.output.out,
+            self.format,
+            &table,
+            "matrices",
+            Some(&summary),
+        )?;
+        runs::remove_all(&journals.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+        if !args.quiet {
+            for (facts, records) in &done {
+                println!("{}: {} rows", facts.run.model_id, records.len());
+            }
+            println!(
+                "Wrote {} rows of {} models to {}",
+                table.len(),
+                done.len(),
+                args.output.out.display()
+            );
+        }
+        Ok(())
     }
 
     /// `--model-id` alone: the model streamed from the Hub file group by

@@ -406,23 +406,10 @@ fn no_safetensors_hint(dir: &Path) -> String {
                 (download the safetensors weights instead)"
             .into();
     }
-    let mut found = Vec::new();
-    let mut frontier = vec![dir.to_owned()];
-    for _depth in 0..3 {
-        let mut next = Vec::new();
-        for d in frontier {
-            for p in read_dir_sorted(&d).unwrap_or_default() {
-                if p.is_dir() {
-                    if has(&p, &|n| n.ends_with(".safetensors")) {
-                        found.push(p.display().to_string());
-                    } else {
-                        next.push(p);
-                    }
-                }
-            }
-        }
-        frontier = next;
-    }
+    let found: Vec<String> = models_below(dir)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     match found.len() {
         0 => String::new(),
         1..=5 => format!("; models found below it: {}", found.join(", ")),
@@ -431,4 +418,49 @@ fn no_safetensors_hint(dir: &Path) -> String {
             found[..3].join(", ")
         ),
     }
+}
+
+/// The model directories below `dir` (up to three levels down, as
+/// `tpa-download` lays out `data/models/ORG/NAME`), in sorted order: the
+/// folders that hold `.safetensors` files, not looked into further. Empty
+/// when `dir` is itself a model, or holds none.
+///
+/// ```no_run
+/// for model in tpa_core::model::models_below("data/models".as_ref()) {
+///     println!("{}", model.display());
+/// }
+/// ```
+pub fn models_below(dir: &Path) -> Vec<PathBuf> {
+    let has_weights = |d: &Path| {
+        read_dir_sorted(d).is_ok_and(|ps| {
+            ps.iter().any(|p| {
+                let name = file_name(p);
+                name.ends_with(".safetensors") && !name.starts_with("._")
+            })
+        })
+    };
+    if has_weights(dir) {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![dir.to_owned()];
+    for _depth in 0..3 {
+        let mut next = Vec::new();
+        for d in frontier {
+            for p in read_dir_sorted(&d).unwrap_or_default() {
+                // Hidden folders (.cache, .tpa-download) hold no models.
+                if !p.is_dir() || file_name(&p).starts_with('.') {
+                    continue;
+                }
+                if has_weights(&p) {
+                    found.push(p);
+                } else {
+                    next.push(p);
+                }
+            }
+        }
+        frontier = next;
+    }
+    found.sort();
+    found
 }
