@@ -824,3 +824,91 @@ fn a_header_beyond_the_first_read_takes_a_second_range_and_a_200_is_refused() {
         &["model.safetensors", "206 expected", "byte ranges"],
     );
 }
+
+#[test]
+fn list_tensors_plans_a_layout_served_as_headers_alone() {
+    // A header-only layout (as scripts/plan-deepseek.sh builds DeepSeek-V3's):
+    // the files have their full length, the data is a hole.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors =
+        tpa_testkit::architectures::moe(Dims::TOY, 8, 64, Dtype::BF16, &Fill::Pattern);
+    // And one stacked expert tensor, as gpt-oss stores them.
+    tensors.push(tpa_testkit::TensorSpec::new(
+        "model.layers.1.mlp.experts.down_proj",
+        Dtype::BF16,
+        &[4, 32, 16],
+        Fill::Pattern,
+    ));
+    let paths = tpa_testkit::write_model_headers(dir.path(), &tensors, 3).unwrap();
+    assert_eq!(paths.len(), 3);
+    let mut files = Vec::new();
+    let mut total = 0;
+    for path in &paths {
+        let size = std::fs::metadata(path).unwrap().len() as usize;
+        total += size;
+        let bytes = std::fs::read(path).unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let name = path.file_name().unwrap().to_str().unwrap();
+        files.push(MockFile::lfs_start(
+            name,
+            bytes[..8 + header_len].to_vec(),
+            size,
+        ));
+    }
+    let hub = MockHub::start();
+    hub.add_repo(MockRepo::new("org/layout", files));
+    let scratch = tempfile::tempdir().unwrap();
+    let table = scratch.path().join("t.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-download"))
+        .args([
+            "--model-id",
+            "org/layout",
+            "--list-tensors",
+            "--units-per-second",
+            "1e9",
+        ])
+        .args(["--out", table.to_str().unwrap(), "--target-hours", "1"])
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("HF_HOME", scratch.path())
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let rows = common::Table::read(&table);
+    assert_eq!(rows.rows.len(), tensors.len());
+    let mut listed = 0;
+    for t in &tensors {
+        let row = rows.row(&t.name);
+        let shape: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            row["shape"],
+            format!("[{}]", shape.join(", ")),
+            "{}",
+            t.name
+        );
+        assert_eq!(row["nbytes"], (t.numel() * 2).to_string(), "{}", t.name);
+        listed += t.numel() * 2;
+    }
+    // The shards hold every byte of the layout, and nothing else.
+    let headers: usize = paths
+        .iter()
+        .map(|p| {
+            8 + u64::from_le_bytes(std::fs::read(p).unwrap()[..8].try_into().unwrap()) as usize
+        })
+        .sum();
+    assert_eq!(total, listed + headers);
+    // Stacked experts count one matrix each.
+    assert_eq!(
+        rows.row("model.layers.1.mlp.experts.down_proj")["matrices"],
+        "4"
+    );
+    assert!(
+        stderr(&output).contains("(3 more matrices as stacked experts split)"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("3 header requests"),
+        "{}",
+        stderr(&output)
+    );
+}

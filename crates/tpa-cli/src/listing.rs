@@ -100,14 +100,17 @@ pub fn list_tensors(
             )?;
         }
     }
+    let experts = match matrix_costs.len() - rows.len() {
+        0 => String::new(),
+        more => format!(" ({more} more matrices as stacked experts split)"),
+    };
     say(&format!(
-        "{} at commit {}: {} safetensors files, {}, {} tensors, {} matrices; {} header requests",
+        "{} at commit {}: {} safetensors files, {}, {} tensors as stored{experts}; {} header requests",
         plan.repo,
         &plan.commit[..plan.commit.len().min(12)],
         headers.len(),
         human(total_bytes),
         rows.len(),
-        matrix_costs.len(),
         requests,
     ));
     say(&format!(

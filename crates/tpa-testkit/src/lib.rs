@@ -232,6 +232,73 @@ pub fn write_model(
     Ok(paths)
 }
 
+/// Writes a model's shard files as headers alone: each file has its real
+/// safetensors header and its full length, the data left as a hole (a
+/// sparse file, so a 689 GB layout takes a few MB of disk), for header-only
+/// tools such as `tpa-download --list-tensors` against the mock Hub.
+/// Tensors fill `shards` files in order, about equally by bytes, as
+/// checkpoint writers cut them; the index is written too. Returns the
+/// shard paths.
+pub fn write_model_headers(
+    dir: &Path,
+    tensors: &[TensorSpec],
+    shards: usize,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let shards = shards.max(1);
+    let bytes = |t: &TensorSpec| safetensors::View::data_len(&t) as u64;
+    let total: u64 = tensors.iter().map(bytes).sum();
+    let target = total.div_ceil(shards as u64);
+    let mut groups: Vec<Vec<&TensorSpec>> = vec![Vec::new()];
+    let mut filled = 0;
+    for t in tensors {
+        if filled >= target && groups.len() < shards {
+            groups.push(Vec::new());
+            filled = 0;
+        }
+        filled += bytes(t);
+        if let Some(group) = groups.last_mut() {
+            group.push(t);
+        }
+    }
+    let count = groups.len();
+    let mut weight_map = BTreeMap::new();
+    let mut paths = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, count);
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+        let mut offset = 0;
+        for t in group {
+            let end = offset + bytes(t);
+            header.insert(
+                t.name.clone(),
+                serde_json::json!({
+                    "dtype": format!("{:?}", t.dtype),
+                    "shape": t.shape,
+                    "data_offsets": [offset, end],
+                }),
+            );
+            weight_map.insert(t.name.clone(), name.clone());
+            offset = end;
+        }
+        let mut text = serde_json::to_vec(&header)?;
+        text.resize(text.len().next_multiple_of(8), b' ');
+        let path = dir.join(&name);
+        let mut file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, &(text.len() as u64).to_le_bytes())?;
+        std::io::Write::write_all(&mut file, &text)?;
+        file.set_len(8 + text.len() as u64 + offset)?;
+        paths.push(path);
+    }
+    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::to_vec_pretty(&index)?,
+    )?;
+    Ok(paths)
+}
+
 /// Raw safetensors bytes built by hand, for corrupt-file tests: an 8-byte
 /// length, the given header text, then `data`.
 pub fn raw_safetensors(header: &str, data: &[u8]) -> Vec<u8> {

@@ -61,7 +61,7 @@ impl MockFile {
 
     /// An LFS file of `size` bytes of which only `start` is held (e.g. a
     /// safetensors header, for header-only reads of a model too big to
-    /// build): ranges within `start` are served, the rest does not exist.
+    /// build): the rest reads as zeros, in ranges of up to 16 MiB.
     pub fn lfs_start(path: &str, start: impl Into<Vec<u8>>, size: usize) -> MockFile {
         let mut file = MockFile::new(path, start.into(), true);
         file.declared_size = Some(size);
@@ -664,6 +664,23 @@ fn content(s: &mut State, file: &MockFile, request: &Request) -> Answer {
         }
         _ => Answer::new(200),
     };
+    // A file held only at its start reads as zeros after it (as the hole of
+    // a sparse file does), for reads of up to 16 MiB.
+    if file.declared_size.is_some() {
+        let end = match (answer.status, range) {
+            (206, Some((_, Some(end)))) => (end + 1).min(total),
+            _ => total,
+        };
+        if end > body.len() + (16 << 20) {
+            return Answer::new(501)
+                .header("X-Error-Message", "mock: only the file's start is held");
+        }
+        if end > body.len() {
+            let mut padded = body.to_vec();
+            padded.resize(end, 0);
+            body = Arc::new(padded);
+        }
+    }
     answer.set_body(body);
     if answer.status == 206 && once != Some(Fault::WrongRange) {
         if let Some((start, end)) = range {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use tpa_testkit::architectures::{self, Dims};
 use tpa_testkit::quantized::{Scheme, quantize_model, write_quantized_model};
-use tpa_testkit::{Dtype, Fill, write_model};
+use tpa_testkit::{Dtype, Fill, write_model, write_model_headers};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Arch {
@@ -72,6 +72,11 @@ struct Args {
     /// mlx-mxfp4-g32, bnb-nf4-b64 (-nested), bnb-fp4-b64, bnb-int8-row, mxfp4-b32.
     #[arg(long)]
     quant: Option<Scheme>,
+    /// Write only the shards' headers, each file at its full length with the data as a
+    /// hole (sparse): the tensor layout of a model too big to build, for
+    /// `tpa-download --list-tensors` against `tpa-mock-hub --headers-only`.
+    #[arg(long)]
+    headers_only: bool,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -123,6 +128,22 @@ fn main() -> std::io::Result<()> {
         }
     }
     let paths = match &args.quant {
+        _ if args.headers_only => {
+            let stored = match &args.quant {
+                Some(scheme) => {
+                    quantize_model(&tensors, scheme, args.seed).map_err(std::io::Error::other)?
+                }
+                None => tensors,
+            };
+            if let Some(scheme) = &args.quant {
+                std::fs::create_dir_all(&args.out)?;
+                std::fs::write(
+                    args.out.join("config.json"),
+                    serde_json::to_vec_pretty(&scheme.config())?,
+                )?;
+            }
+            write_model_headers(&args.out, &stored, args.shards)?
+        }
         Some(scheme) => {
             let stored =
                 quantize_model(&tensors, scheme, args.seed).map_err(std::io::Error::other)?;
