@@ -23,17 +23,7 @@ fn model_files() -> Vec<MockFile> {
         3,
     )
     .unwrap();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let content = std::fs::read(&path).unwrap();
-        files.push(if name.ends_with(".safetensors") {
-            MockFile::lfs(&name, content)
-        } else {
-            MockFile::git(&name, content)
-        });
-    }
+    let mut files = tpa_testkit::mock_hub::files_of(dir.path()).unwrap();
     files.push(MockFile::git("config.json", r#"{"model_type": "llama"}"#));
     files.push(MockFile::git("tokenizer.json", r#"{"version": "1.0"}"#));
     files.push(MockFile::git("README.md", "# tiny llama\n"));

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Table, analyze, assert_success, stderr, transformer};
+use common::{Table, analyze, assert_success, comparable, stderr, transformer};
 use tpa_testkit::architectures::{self, Dims};
 use tpa_testkit::{Dtype, Fill, write_model};
 
@@ -17,22 +17,6 @@ fn model(root: &Path, id: &str, layers: usize, seed: u64) {
     };
     let tensors = architectures::llama(dims, Dtype::BF16, &Fill::Normal { seed, std: 0.02 });
     write_model(&root.join(id), &tensors, 1).unwrap();
-}
-
-/// Rows without what differs between runs.
-fn comparable(table: &Table) -> Vec<Vec<(String, String)>> {
-    table
-        .rows
-        .iter()
-        .map(|r| {
-            table
-                .columns
-                .iter()
-                .filter(|c| !matches!(c.as_str(), "seconds" | "backend" | "created_at"))
-                .map(|c| (c.clone(), r[c].clone()))
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{
-    Table, assert_success, kill_once_journaled, many_matrices, merge, stderr, transformer,
+    Table, assert_success, comparable, kill_once_journaled, many_matrices, merge, stderr,
+    transformer,
 };
 use tpa_testkit::architectures::{self, Dims};
 use tpa_testkit::{Dtype, Fill, write_model};
@@ -34,22 +35,6 @@ fn run_shard(model: &str, out: &Path, shard: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     transformer(&args)
-}
-
-/// Rows as (column, value) lists in file order, without what differs between runs.
-fn comparable(table: &Table) -> Vec<Vec<(String, String)>> {
-    table
-        .rows
-        .iter()
-        .map(|r| {
-            table
-                .columns
-                .iter()
-                .filter(|c| !matches!(c.as_str(), "seconds" | "backend" | "created_at"))
-                .map(|c| (c.clone(), r[c].clone()))
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

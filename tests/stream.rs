@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Table, assert_success, stderr};
-use tpa_testkit::mock_hub::{Fault, MockFile, MockHub, MockRepo};
+use tpa_testkit::mock_hub::{Fault, MockHub, MockRepo, files_of};
 use tpa_testkit::{Dtype, Fill, TensorSpec, write_model};
 
 const REPO: &str = "org/six";
@@ -36,20 +36,13 @@ fn write_six(dir: &Path, files: usize, n: usize) {
     std::fs::write(dir.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
 }
 
-/// The files of a model directory as mock Hub files.
-fn mock_files(dir: &Path) -> Vec<MockFile> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let content = std::fs::read(&path).unwrap();
-        files.push(if name.ends_with(".safetensors") {
-            MockFile::lfs(&name, content)
-        } else {
-            MockFile::git(&name, content)
-        });
-    }
-    files
+/// Rows without timings and model_path (the local and the download folder
+/// differ).
+fn without_labels(t: &Table) -> Vec<Vec<(String, String)>> {
+    common::without_timing(t)
+        .into_iter()
+        .map(|row| row.into_iter().filter(|(k, _)| k != "model_path").collect())
+        .collect()
 }
 
 fn shard(i: usize, of: usize) -> String {
@@ -69,7 +62,7 @@ impl Setup {
         let local = tempfile::tempdir().unwrap();
         write_six(local.path(), files, n);
         let hub = MockHub::start();
-        let repo = MockRepo::new(REPO, mock_files(local.path()));
+        let repo = MockRepo::new(REPO, files_of(local.path()).unwrap());
         hub.add_repo(repo.clone());
         Setup {
             hub,
@@ -154,13 +147,7 @@ impl Setup {
         assert_eq!(streamed.columns, local.columns);
         let dir = self.model_dir().display().to_string();
         assert!(streamed.rows.iter().all(|r| r["model_path"] == dir));
-        let strip = |t: &Table| -> Vec<Vec<(String, String)>> {
-            common::without_timing(t)
-                .into_iter()
-                .map(|row| row.into_iter().filter(|(k, _)| k != "model_path").collect())
-                .collect()
-        };
-        assert_eq!(strip(&streamed), strip(&local));
+        assert_eq!(without_labels(&streamed), without_labels(&local));
     }
 
     /// Full downloads (not header reads) of `path` in the request log.
@@ -411,13 +398,7 @@ fn streamed_shards_download_only_their_own_files_and_merge_to_the_local_rows() {
     // The merged rows name the download folder of the first machine's layout.
     let merged = Table::read(&out);
     let local = s.local_rows();
-    let strip = |t: &Table| -> Vec<Vec<(String, String)>> {
-        common::without_timing(t)
-            .into_iter()
-            .map(|row| row.into_iter().filter(|(k, _)| k != "model_path").collect())
-            .collect()
-    };
-    assert_eq!(strip(&merged), strip(&local));
+    assert_eq!(without_labels(&merged), without_labels(&local));
 }
 
 /// Streaming overlaps the next download with the analysis: with the mock
@@ -507,14 +488,89 @@ fn tpa_analyze_streams_too_and_gives_the_local_rows() {
         "--no-gpu",
         "-q",
     ]));
-    let strip = |t: &Table| -> Vec<Vec<(String, String)>> {
-        common::without_timing(t)
-            .into_iter()
-            .map(|row| row.into_iter().filter(|(k, _)| k != "model_path").collect())
-            .collect()
-    };
     let (streamed, local) = (Table::read(&out), Table::read(&local));
     assert_eq!(streamed.rows.len(), 6);
-    assert_eq!(strip(&streamed), strip(&local));
+    assert_eq!(without_labels(&streamed), without_labels(&local));
     assert!(streamed.rows.iter().all(|r| !r["rank"].is_empty()));
+}
+
+#[test]
+fn a_weight_whose_scales_lie_in_another_file_waits_for_both() {
+    // Block-FP8 codes and their scales, cut into files by tensor count so
+    // that some weight and its weight_scale_inv land in different files.
+    let local = tempfile::tempdir().unwrap();
+    let tensors = tpa_testkit::architectures::llama(
+        tpa_testkit::architectures::Dims::TOY,
+        Dtype::BF16,
+        &Fill::Normal { seed: 5, std: 0.02 },
+    );
+    let scheme: tpa_testkit::quantized::Scheme = "fp8-block-128x128".parse().unwrap();
+    let stored = tpa_testkit::quantized::quantize_model(&tensors, &scheme, 5).unwrap();
+    tpa_testkit::quantized::write_quantized_model(
+        local.path(),
+        &stored,
+        &scheme,
+        7,
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(local.path().join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    let map = index["weight_map"].as_object().unwrap();
+    let split = map
+        .iter()
+        .filter_map(|(name, file)| Some((map.get(&format!("{}_scale_inv", name))?, file)))
+        .filter(|(scale_file, file)| scale_file != file)
+        .count();
+    assert!(split > 0, "no weight is apart from its scales");
+
+    let hub = MockHub::start();
+    let repo = MockRepo::new(REPO, files_of(local.path()).unwrap());
+    hub.add_repo(repo.clone());
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("streamed.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-transformer"))
+        .args([
+            "--model-id",
+            REPO,
+            "--out",
+            out.to_str().unwrap(),
+            "--no-gpu",
+            "-q",
+        ])
+        .args([
+            "--download-dir",
+            scratch.path().join("dl").to_str().unwrap(),
+        ])
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("HF_HOME", scratch.path().join("hf-home"))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let local_out = scratch.path().join("local.csv");
+    assert_success(&common::transformer(&[
+        "--model-path",
+        local.path().to_str().unwrap(),
+        "--model-id",
+        REPO,
+        "--revision",
+        &repo.commit,
+        "--out",
+        local_out.to_str().unwrap(),
+        "--no-gpu",
+        "-q",
+    ]));
+    let (streamed, local) = (Table::read(&out), Table::read(&local_out));
+    assert_eq!(without_labels(&streamed), without_labels(&local));
+    // Every projection was dequantized, none read as raw codes.
+    let q = streamed.row("model.layers.0.self_attn.q_proj.weight");
+    assert_eq!(q["quant"], "fp8-block-128x128");
+    assert!(
+        streamed
+            .rows
+            .iter()
+            .all(|r| !r["param_name"].ends_with("_scale_inv"))
+    );
 }

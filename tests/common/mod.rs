@@ -162,6 +162,23 @@ pub fn without_timing(table: &Table) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
+/// Rows as (column, value) lists in file order, without what differs
+/// between runs (seconds, backend, created_at).
+pub fn comparable(table: &Table) -> Vec<Vec<(String, String)>> {
+    table
+        .rows
+        .iter()
+        .map(|r| {
+            table
+                .columns
+                .iter()
+                .filter(|c| !matches!(c.as_str(), "seconds" | "backend" | "created_at"))
+                .map(|c| (c.clone(), r[c].clone()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Starts `command`, waits until `journal` holds its header and at least
 /// `records` whole records, then kills it (as a crash or Ctrl-C would).
 /// Returns how many whole records the journal kept.

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use rayon::prelude::*;
-use tpa_core::analyses::shard::{self, RunShard, matrix_cost};
+use tpa_core::analyses::shard::{RunShard, matrix_cost};
 use tpa_core::analyses::spectrum::Engine;
 use tpa_core::analyses::stats::{StatsOptions, tensor_stats};
 use tpa_core::records::{AnalyzeRecord, ModelSummary, sort_by_layer};
 use tpa_core::tensors::{MatrixView, TensorView};
-use tpa_core::writers::{Journal, Parts, write_table};
+use tpa_core::writers::{Parts, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
@@ -145,33 +145,18 @@ impl Run<'_> {
         }
         let tensors: Vec<TensorView<'_>> = opened.model.tensors().collect();
         let names: Vec<String> = tensors.iter().map(|t| t.name().to_owned()).collect();
-        let files: Vec<String> = opened
-            .model
-            .files()
-            .map(|p| file_name(p.as_os_str()))
-            .collect();
+        let files = shard_files(&opened.model);
         let mut header = self.journal_header(&opened.run.model_path);
         let (journal_path, mine) = match args.shard {
             None => (common::journal_path(&args.output.out), tensors.clone()),
             Some(shard) => {
                 header["shard"] = shard.to_string().into();
                 let costs: Vec<u64> = tensors.iter().map(|t| self.cost(t)).collect();
-                let shard_of = shard::split(&costs, shard.count);
-                let items: Vec<serde_json::Value> = names
-                    .iter()
-                    .zip(&shard_of)
-                    .map(|(n, s)| serde_json::json!([n, s]))
-                    .collect();
+                let (items, mine) = runs::share(&tensors, &names, &costs, shard);
                 let planned = self.planned(&opened.facts(), &files);
-                if !self.plan_shard(shard, planned, serde_json::json!({"items": items}))? {
+                if !self.plan_shard(shard, planned, items)? {
                     return Ok(());
                 }
-                let mine = tensors
-                    .iter()
-                    .zip(&shard_of)
-                    .filter(|&(_, &s)| s == shard.index)
-                    .map(|(t, _)| *t)
-                    .collect();
                 (Parts::of(&args.output.out).journal_path(shard), mine)
             }
         };
@@ -214,11 +199,7 @@ impl Run<'_> {
             let opened = common::open_model(&m.args(&args.model)).map_err(failed)?;
             let tensors: Vec<TensorView<'_>> = opened.model.tensors().collect();
             let names: Vec<String> = tensors.iter().map(|t| t.name().to_owned()).collect();
-            let files: Vec<String> = opened
-                .model
-                .files()
-                .map(|p| file_name(p.as_os_str()))
-                .collect();
+            let files = shard_files(&opened.model);
             let path = m.journal_path(&args.output.out);
             let header = self.journal_header(&opened.run.model_path);
             let mut rows = Rows::open(&path, &header, args.resume)?;
@@ -272,66 +253,41 @@ impl Run<'_> {
         }
         let mut header = self.journal_header(&source.dir().display().to_string());
         header["source"] = source.identity();
-        let groups = source.groups();
-        let files: Vec<String> = groups
+        if let Some(shard) = args.shard {
+            header["shard"] = shard.to_string().into();
+        }
+        let files: Vec<String> = source
+            .groups()
             .iter()
             .flatten()
             .map(|p| file_name(std::ffi::OsStr::new(p)))
             .collect();
-        let (journal_path, ledger_path, mine) = match args.shard {
-            None => {
-                let journal = common::journal_path(&args.output.out);
-                let ledger = common::ledger_path(&journal);
-                (journal, ledger, groups.clone())
-            }
-            Some(shard) => {
-                header["shard"] = shard.to_string().into();
-                let shard_of = shard::split(&source.group_costs(), shard.count);
-                let planned = self.planned(&source.facts(&[]), &files);
-                let work = serde_json::json!({
-                    "source": source.identity(),
-                    "groups": groups.iter().zip(&shard_of).map(|(g, s)| serde_json::json!([g, s])).collect::<Vec<_>>(),
-                });
-                if !self.plan_shard(shard, planned, work)? {
-                    return Ok(());
-                }
-                let parts = Parts::of(&args.output.out);
-                let mine = groups
-                    .iter()
-                    .zip(&shard_of)
-                    .filter(|&(_, &s)| s == shard.index)
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                (parts.journal_path(shard), parts.ledger_path(shard), mine)
-            }
+        let planned = self.planned(&source.facts(&[]), &files);
+        let out = &args.output.out;
+        let Some(plan) = source.plan_run(out, args.shard, |shard, work| {
+            self.plan_shard(shard, planned, work)
+        })?
+        else {
+            return Ok(());
         };
-        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
-        let (mut ledger, finished) =
-            common::open_journal::<stream::Finished>(&ledger_path, &header, args.resume)?;
-        let todo: Vec<Vec<String>> = mine
-            .iter()
-            .filter(|g| !finished.iter().any(|f| &f.files == *g))
-            .cloned()
-            .collect();
-        source.stream(&todo, &args.stream, args.quiet, &mut ledger, |model| {
+        let mut rows = Rows::open(&plan.journal, &header, args.resume)?;
+        let (stream, resume, quiet) = (&args.stream, args.resume, args.quiet);
+        let streamed = source.run(&plan, &header, stream, resume, quiet, |model| {
             let tensors: Vec<TensorView<'_>> = model.tensors().collect();
             self.compute(&mut rows, &tensors)?;
             Ok(tensors.iter().map(|t| t.name().to_owned()).collect())
-        })?;
-        drop(ledger);
+        });
+        streamed.with_context(|| rows.stopped("tensors"))?;
         if let Some(shard) = args.shard {
-            return runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet);
+            return runs::finish_shard(out, shard, rows.records.len(), args.quiet);
         }
-        let finished = Journal::read::<stream::Finished>(&ledger_path)?
-            .map(|(resumed, _)| resumed.records)
-            .unwrap_or_default();
-        let names = stream::names_in_order(&groups, &finished);
+        let (finished, names) = plan.finished()?;
         self.finish(
             &source.facts(&finished),
             files,
             rows,
             &names,
-            &[ledger_path],
+            &[plan.ledger],
         )
     }
 
@@ -534,6 +490,11 @@ fn warn_about_nonfinite(records: &[AnalyzeRecord]) {
             bad.len() - SHOWN
         );
     }
+}
+
+/// The names of a model's shard files, for the summary.
+fn shard_files(model: &tpa_core::model::Model) -> Vec<String> {
+    model.files().map(|p| file_name(p.as_os_str())).collect()
 }
 
 fn file_name(path: &std::ffi::OsStr) -> String {

@@ -45,6 +45,29 @@ impl<T: Serialize + DeserializeOwned> Rows<T> {
     }
 }
 
+/// The split of `items` (named by `names`, weighed by `costs`) between the
+/// shards: the plan's `{"items": [[name, shard], ...]}`, and `shard`'s items.
+pub fn share<T: Copy>(
+    items: &[T],
+    names: &[String],
+    costs: &[u64],
+    shard: RunShard,
+) -> (serde_json::Value, Vec<T>) {
+    let shard_of = tpa_core::analyses::shard::split(costs, shard.count);
+    let listed: Vec<serde_json::Value> = names
+        .iter()
+        .zip(&shard_of)
+        .map(|(n, s)| serde_json::json!([n, s]))
+        .collect();
+    let mine = items
+        .iter()
+        .zip(&shard_of)
+        .filter(|&(_, &s)| s == shard.index)
+        .map(|(item, _)| *item)
+        .collect();
+    (serde_json::json!({ "items": listed }), mine)
+}
+
 /// Writes (or checks) the shard plan of `tool` in OUT.parts/: `fields`
 /// (options, summary, the items or file groups and their shards) with the
 /// shard count. False when `shard` has already finished.

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tpa_core::analyses::runner::parse_size;
-use tpa_core::analyses::shard::tensor_cost;
+use tpa_core::analyses::shard::{RunShard, split, tensor_cost};
 use tpa_core::model::{Model, ModelConfig, Reading};
 use tpa_core::records::{Quantization, RunInfo};
-use tpa_core::writers::Journal;
+use tpa_core::writers::{Journal, Parts};
 use tpa_hub::stream::{StreamOptions, group_files};
 use tpa_hub::{Client, DirLock, Plan, Progress, RemoteHeader, Request, human};
 
@@ -247,16 +247,104 @@ fn options(args: &StreamArgs) -> StreamOptions {
     }
 }
 
-/// Every matrix name of `finished`, in the order of `groups` (the model's
-/// storage order).
-pub fn names_in_order(groups: &[Vec<String>], finished: &[Finished]) -> Vec<String> {
-    let mut names = Vec::new();
-    for group in groups {
-        if let Some(f) = finished.iter().find(|f| &f.files == group) {
-            names.extend(f.names.iter().cloned());
+/// A streamed run, planned: every group of the model, this run's share of
+/// them, and where its rows and its ledger of finished groups are kept.
+pub struct StreamedRun {
+    pub groups: Vec<Vec<String>>,
+    pub mine: Vec<Vec<String>>,
+    pub journal: PathBuf,
+    pub ledger: PathBuf,
+}
+
+impl StreamedRun {
+    /// The finished groups, read back from the ledger, and their matrices
+    /// (or tensors) in the model's storage order.
+    pub fn finished(&self) -> Result<(Vec<Finished>, Vec<String>)> {
+        let finished = Journal::read::<Finished>(&self.ledger)?
+            .map(|(resumed, _)| resumed.records)
+            .unwrap_or_default();
+        let mut names = Vec::new();
+        for group in &self.groups {
+            if let Some(f) = finished.iter().find(|f| &f.files == group) {
+                names.extend(f.names.iter().cloned());
+            }
         }
+        Ok((finished, names))
     }
-    names
+}
+
+impl Source {
+    /// Plans a run writing `out`: every group, or with `shard` its share by
+    /// estimated cost (so that each machine downloads only its own files),
+    /// handed to `plan_shard` as the plan's `source` and `groups`; `None`
+    /// when `plan_shard` says the shard has finished.
+    pub fn plan_run(
+        &self,
+        out: &Path,
+        shard: Option<RunShard>,
+        plan_shard: impl FnOnce(RunShard, serde_json::Value) -> Result<bool>,
+    ) -> Result<Option<StreamedRun>> {
+        let groups = self.groups();
+        let Some(shard) = shard else {
+            let journal = crate::common::journal_path(out);
+            return Ok(Some(StreamedRun {
+                mine: groups.clone(),
+                groups,
+                ledger: crate::common::ledger_path(&journal),
+                journal,
+            }));
+        };
+        let shard_of = split(&self.group_costs(), shard.count);
+        let work = serde_json::json!({
+            "source": self.identity(),
+            "groups": groups.iter().zip(&shard_of).map(|(g, s)| serde_json::json!([g, s])).collect::<Vec<_>>(),
+        });
+        if !plan_shard(shard, work)? {
+            return Ok(None);
+        }
+        let parts = Parts::of(out);
+        let mine = groups
+            .iter()
+            .zip(&shard_of)
+            .filter(|&(_, &s)| s == shard.index)
+            .map(|(g, _)| g.clone())
+            .collect();
+        Ok(Some(StreamedRun {
+            groups,
+            mine,
+            journal: parts.journal_path(shard),
+            ledger: parts.ledger_path(shard),
+        }))
+    }
+
+    /// Streams the groups of `run` its ledger does not list as finished
+    /// (all of them unless `resume`), as [`Source::stream`] does.
+    pub fn run(
+        &self,
+        run: &StreamedRun,
+        header: &serde_json::Value,
+        args: &StreamArgs,
+        resume: bool,
+        quiet: bool,
+        analyse: impl FnMut(&Model) -> Result<Vec<String>>,
+    ) -> Result<()> {
+        let (mut ledger, finished) =
+            crate::common::open_journal::<Finished>(&run.ledger, header, resume)?;
+        let todo: Vec<Vec<String>> = run
+            .mine
+            .iter()
+            .filter(|g| !finished.iter().any(|f| &f.files == *g))
+            .cloned()
+            .collect();
+        if !finished.is_empty() && !quiet {
+            eprintln!(
+                "resuming: {} of {} file groups already analysed; they are not downloaded again",
+                finished.len(),
+                run.mine.len(),
+            );
+        }
+        self.stream(&todo, args, quiet, &mut ledger, analyse)
+    }
 }
 
 /// Download progress as lines on stderr.

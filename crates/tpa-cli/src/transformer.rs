@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tpa_core::analyses::shard::{self, RunShard};
+use tpa_core::analyses::shard::RunShard;
 use tpa_core::model::Model;
 use tpa_core::records::{RunInfo, TransformerRecord, rows};
 use tpa_core::tensors::MatrixView;
-use tpa_core::writers::{Journal, Parts, write_spectra, write_table};
+use tpa_core::writers::{Parts, write_spectra, write_table};
 
 use crate::common::{self, ModelArgs, OutputArgs, SpectrumArgs, StatsArgs};
 use crate::report::ReportFlags;
@@ -198,18 +198,11 @@ impl Run<'_> {
             Some(shard) => {
                 header["shard"] = shard.to_string().into();
                 let costs: Vec<u64> = all.iter().map(matrices::work_units).collect();
-                let shard_of = shard::split(&costs, shard.count);
+                let (items, mine) = runs::share(&all, &names, &costs, shard);
                 let planned = summary(args, &opened.facts(), &[]);
-                let items = serde_json::json!({"items": item_list(&names, &shard_of)});
                 if !self.plan_shard(shard, planned, items)? {
                     return Ok(());
                 }
-                let mine = all
-                    .iter()
-                    .zip(&shard_of)
-                    .filter(|&(_, &s)| s == shard.index)
-                    .map(|(m, _)| *m)
-                    .collect();
                 (Parts::of(&args.output.out).journal_path(shard), mine)
             }
         };
@@ -298,81 +291,38 @@ impl Run<'_> {
         let args = self.args;
         let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
         self.engine()?;
-        let model_path = source.dir().display().to_string();
-        let mut header = self.journal_header(&model_path);
+        let mut header = self.journal_header(&source.dir().display().to_string());
         header["source"] = source.identity();
-        let groups = source.groups();
-        let (journal_path, ledger_path, mine) = match args.shard {
-            None => {
-                let journal = common::journal_path(&args.output.out);
-                let ledger = common::ledger_path(&journal);
-                (journal, ledger, groups.clone())
-            }
-            Some(shard) => {
-                header["shard"] = shard.to_string().into();
-                // Each worker downloads only its own files: the split is by group.
-                let shard_of = shard::split(&source.group_costs(), shard.count);
-                let planned = summary(args, &source.facts(&[]), &[]);
-                let items = serde_json::json!({
-                    "source": source.identity(),
-                    "groups": groups.iter().zip(&shard_of).map(|(g, s)| serde_json::json!([g, s])).collect::<Vec<_>>(),
-                });
-                if !self.plan_shard(shard, planned, items)? {
-                    return Ok(());
-                }
-                let parts = Parts::of(&args.output.out);
-                let mine = groups
-                    .iter()
-                    .zip(&shard_of)
-                    .filter(|&(_, &s)| s == shard.index)
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                (parts.journal_path(shard), parts.ledger_path(shard), mine)
-            }
-        };
-        let mut rows = Rows::open(&journal_path, &header, args.resume)?;
-        let (mut ledger, mut finished) =
-            common::open_journal::<stream::Finished>(&ledger_path, &header, args.resume)?;
-        let todo: Vec<Vec<String>> = mine
-            .iter()
-            .filter(|g| !finished.iter().any(|f| &f.files == *g))
-            .cloned()
-            .collect();
-        if !finished.is_empty() && !args.quiet {
-            eprintln!(
-                "resuming: {} of {} file groups already analysed ({} matrices); they are not downloaded again",
-                finished.len(),
-                mine.len(),
-                rows.records.len()
-            );
+        if let Some(shard) = args.shard {
+            header["shard"] = shard.to_string().into();
         }
-        let streamed = source.stream(&todo, &args.stream, args.quiet, &mut ledger, |model| {
+        let planned = summary(args, &source.facts(&[]), &[]);
+        let out = &args.output.out;
+        let Some(plan) = source.plan_run(out, args.shard, |shard, work| {
+            self.plan_shard(shard, planned, work)
+        })?
+        else {
+            return Ok(());
+        };
+        let mut rows = Rows::open(&plan.journal, &header, args.resume)?;
+        let (stream, resume, quiet) = (&args.stream, args.resume, args.quiet);
+        let streamed = source.run(&plan, &header, stream, resume, quiet, |model| {
             let matrices = self.matrices_of(model)?;
             self.compute(&mut rows, &matrices)?;
             Ok(matrices.iter().map(MatrixView::name).collect())
         });
-        streamed.with_context(|| {
-            format!(
-                "streaming stopped; {} finished matrices are kept in {} for --resume",
-                rows.records.len(),
-                journal_path.display()
-            )
-        })?;
-        drop(ledger);
+        streamed.with_context(|| rows.stopped("matrices"))?;
         if let Some(shard) = args.shard {
-            return runs::finish_shard(&args.output.out, shard, rows.records.len(), args.quiet);
+            return runs::finish_shard(out, shard, rows.records.len(), args.quiet);
         }
-        finished = Journal::read::<stream::Finished>(&ledger_path)?
-            .map(|(resumed, _)| resumed.records)
-            .unwrap_or_default();
-        let names = stream::names_in_order(&groups, &finished);
+        let (finished, names) = plan.finished()?;
         if names.is_empty() {
             bail!(
                 "no tensor matches --only/--skip in {}",
                 source.dir().display()
             );
         }
-        self.finish(&source.facts(&finished), rows, &names, &[ledger_path])
+        self.finish(&source.facts(&finished), rows, &names, &[plan.ledger])
     }
 
     /// The matrices of `model` that --only/--skip select.
@@ -530,15 +480,6 @@ impl Run<'_> {
 }
 
 type Rows = runs::Rows<TransformerRecord>;
-
-/// `[name, shard]` pairs, as plan.json lists the items.
-fn item_list(names: &[String], shard_of: &[usize]) -> Vec<serde_json::Value> {
-    names
-        .iter()
-        .zip(shard_of)
-        .map(|(n, s)| serde_json::json!([n, s]))
-        .collect()
-}
 
 pub(crate) fn parse_shard(text: &str) -> Result<RunShard, String> {
     if text == "auto" {

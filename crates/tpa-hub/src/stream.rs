@@ -248,3 +248,52 @@ pub fn stream<E: From<HubError> + Send>(
         result
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::HeaderTensor;
+    use crate::repo::RemoteFile;
+
+    fn header(path: &str, names: &[&str]) -> RemoteHeader {
+        RemoteHeader {
+            file: RemoteFile {
+                path: path.into(),
+                size: 100,
+                git_oid: String::new(),
+                sha256: None,
+            },
+            header_len: 10,
+            tensors: names
+                .iter()
+                .map(|n| HeaderTensor {
+                    name: (*n).into(),
+                    dtype: "BF16".into(),
+                    shape: vec![1],
+                    data_offsets: (0, 2),
+                })
+                .collect(),
+            metadata: Default::default(),
+            requests: 1,
+        }
+    }
+
+    #[test]
+    fn a_weight_and_its_sidecars_in_other_files_make_one_group() {
+        let headers = [
+            header("a", &["l.0.q_proj.weight"]),
+            header("b", &["l.0.q_proj.weight_scale_inv", "l.1.k_proj.qweight"]),
+            header("c", &["l.2.v_proj.weight"]),
+            header("d", &["l.1.k_proj.scales"]),
+            header("e", &["l.3.o_proj.weight"]),
+            header("f", &["l.3.o_proj.weight.quant_state.bitsandbytes__nf4"]),
+            header("g", &["lm_head.weight"]),
+        ];
+        // FP8 scales (a, b), GPTQ scales (b, d), a bitsandbytes quant state
+        // under the weight's own name (e, f); c and g stand alone.
+        assert_eq!(
+            group_files(&headers),
+            [vec![0, 1, 3], vec![2], vec![4, 5], vec![6]]
+        );
+    }
+}

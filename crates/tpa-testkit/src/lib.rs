@@ -224,12 +224,22 @@ pub fn write_model(
         .iter()
         .map(|t| safetensors::View::data_len(&t))
         .sum();
-    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+    write_index(dir, total as u64, &weight_map)?;
+    Ok(paths)
+}
+
+/// `model.safetensors.index.json` as transformers writes it.
+fn write_index(
+    dir: &Path,
+    total_size: u64,
+    weight_map: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let index =
+        serde_json::json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});
     std::fs::write(
         dir.join("model.safetensors.index.json"),
         serde_json::to_vec_pretty(&index)?,
-    )?;
-    Ok(paths)
+    )
 }
 
 /// Writes a model's shard files as headers alone: each file has its real
@@ -291,11 +301,7 @@ pub fn write_model_headers(
         file.set_len(8 + text.len() as u64 + offset)?;
         paths.push(path);
     }
-    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
-    std::fs::write(
-        dir.join("model.safetensors.index.json"),
-        serde_json::to_vec_pretty(&index)?,
-    )?;
+    write_index(dir, total, &weight_map)?;
     Ok(paths)
 }
 

@@ -96,6 +96,31 @@ impl MockFile {
     }
 }
 
+/// The files of a model directory (not its subfolders) as a repository
+/// holds them: `.safetensors` in LFS, the rest in git.
+pub fn files_of(dir: &std::path::Path) -> std::io::Result<Vec<MockFile>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let content = std::fs::read(&path)?;
+        files.push(if name.ends_with(".safetensors") {
+            MockFile::lfs(&name, content)
+        } else {
+            MockFile::git(&name, content)
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
