@@ -368,14 +368,14 @@ fn streamed_shards_download_only_their_own_files_and_merge_to_the_local_rows() {
         // Each machine its own folder, the same relative --download-dir: the
         // plan (and model_path) is the same on every machine.
         std::fs::create_dir_all(&dir).unwrap();
-        let output = s
-            .command(
-                &out,
-                &["--shard", &format!("{i}/2"), "--download-dir", "downloads"],
-            )
-            .current_dir(&dir)
-            .output()
-            .unwrap();
+        let shard = format!("{i}/2");
+        let mut args = vec!["--shard", &shard, "--download-dir", "downloads"];
+        // The second shard starts after the branch has "moved" (the mock
+        // knows no such revision): it reads the commit the plan pinned.
+        if i == 1 {
+            args.extend(["--revision", "moved-branch"]);
+        }
+        let output = s.command(&out, &args).current_dir(&dir).output().unwrap();
         assert_success(&output);
     }
     let plan: serde_json::Value =

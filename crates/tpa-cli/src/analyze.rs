@@ -115,6 +115,7 @@ pub fn run(args: &Args) -> Result<()> {
         options: args.stats.options(),
         engine: std::sync::OnceLock::new(),
     };
+    args.stream.check_local(&args.model)?;
     match &args.model.model_path {
         Some(_) => run.local(),
         None => run.streamed(),
@@ -247,7 +248,8 @@ impl Run<'_> {
     /// `--model-id` alone: the model streamed from the Hub (see tpa-transformer).
     fn streamed(&self) -> Result<()> {
         let args = self.args;
-        let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
+        let out = &args.output.out;
+        let source = stream::Source::open(&args.model, &args.stream, out, args.shard, args.quiet)?;
         if !args.no_rank {
             self.engine()?;
         }
@@ -263,7 +265,6 @@ impl Run<'_> {
             .map(|p| file_name(std::ffi::OsStr::new(p)))
             .collect();
         let planned = self.planned(&source.facts(&[]), &files);
-        let out = &args.output.out;
         let Some(plan) = source.plan_run(out, args.shard, |shard, work| {
             self.plan_shard(shard, planned, work)
         })?

@@ -45,12 +45,31 @@ pub struct StreamArgs {
 
     /// Files downloaded at once within a group.
     #[arg(
+        help_heading = HEADING,
         long = "max-workers",
         visible_alias = "max_workers",
         value_name = "N",
         default_value_t = 4
     )]
     pub max_workers: usize,
+}
+
+impl StreamArgs {
+    /// Refuses the streaming flags for a local model, where they would do nothing.
+    pub fn check_local(&self, model: &ModelArgs) -> Result<()> {
+        if model.model_path.is_some() && (self.max_disk.is_some() || self.keep_download) {
+            bail!(
+                "--max-disk and --keep-download apply when streaming from the Hub (--model-id \
+                 without --model-path); {} is read where it is",
+                model
+                    .model_path
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A model on the Hub, planned: its commit, its files, their headers, and
@@ -78,15 +97,34 @@ pub struct Finished {
 impl Source {
     /// Resolves the revision to one commit, lists and selects the files,
     /// reads every safetensors header (Range requests) and groups the files.
-    pub fn open(model: &ModelArgs, args: &StreamArgs, quiet: bool) -> Result<Source> {
+    /// A shard of a run writing `out` takes the commit its plan pinned, so
+    /// that every shard reads the same bytes even if the branch moves.
+    pub fn open(
+        model: &ModelArgs,
+        args: &StreamArgs,
+        out: &Path,
+        shard: Option<RunShard>,
+        quiet: bool,
+    ) -> Result<Source> {
         let Some(id) = &model.model_id else {
             bail!(
                 "give --model-path PATH, or --model-id ORG/NAME to stream the model from the Hub"
             );
         };
+        let pinned = match shard {
+            Some(_) => Parts::of(out).read_plan()?.and_then(|plan| {
+                let source = plan.get("source")?;
+                (source["repo"] == id.as_str())
+                    .then(|| source["commit"].as_str().map(str::to_owned))?
+            }),
+            None => None,
+        };
+        let revision = pinned
+            .or_else(|| model.revision.clone())
+            .unwrap_or_else(|| "main".into());
         let request = Request {
             repo: id.parse()?,
-            revision: model.revision.clone().unwrap_or_else(|| "main".into()),
+            revision,
             out: args.download_dir.clone(),
             include: Vec::new(),
             exclude: Vec::new(),

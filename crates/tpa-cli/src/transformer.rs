@@ -157,6 +157,7 @@ pub fn run(args: &Args) -> Result<()> {
         engine: std::cell::OnceCell::new(),
         spectra_path,
     };
+    args.stream.check_local(&args.model)?;
     match &args.model.model_path {
         Some(_) => run.local(),
         None => run.streamed(),
@@ -289,7 +290,8 @@ impl Run<'_> {
     /// file group under `--max-disk`.
     fn streamed(&self) -> Result<()> {
         let args = self.args;
-        let source = stream::Source::open(&args.model, &args.stream, args.quiet)?;
+        let out = &args.output.out;
+        let source = stream::Source::open(&args.model, &args.stream, out, args.shard, args.quiet)?;
         self.engine()?;
         let mut header = self.journal_header(&source.dir().display().to_string());
         header["source"] = source.identity();
@@ -297,7 +299,6 @@ impl Run<'_> {
             header["shard"] = shard.to_string().into();
         }
         let planned = summary(args, &source.facts(&[]), &[]);
-        let out = &args.output.out;
         let Some(plan) = source.plan_run(out, args.shard, |shard, work| {
             self.plan_shard(shard, planned, work)
         })?

@@ -168,9 +168,9 @@ pub fn check_budget(
 }
 
 /// Streams each group of `groups` (repository paths) of `plan`, whose
-/// other files [`fetch_fixed`] has fetched, in order: downloads it (resumed and verified as [`crate::execute`] does),
-/// calls `analyse` with its position in `groups`, and deletes its files
-/// unless `keep`. A background thread downloads ahead as far as
+/// other files [`fetch_fixed`] has fetched, in order: downloads it
+/// (resumed and verified as [`crate::execute`] does), calls `analyse` with
+/// its position in `groups`, and deletes its files unless `keep`. A background thread downloads ahead as far as
 /// `max_disk` allows, so with room for two groups the next one arrives
 /// while the current one is analysed. Stops at the first error, from a
 /// download or from `analyse`, and cancels the download under way (its
@@ -184,6 +184,9 @@ pub fn stream<E: From<HubError> + Send>(
     mut analyse: impl FnMut(usize) -> Result<(), E>,
 ) -> Result<(), E> {
     check_budget(plan, groups, options)?;
+    if !options.keep {
+        remove_stale(plan, groups)?;
+    }
     let sub_plan = |paths: &dyn Fn(&str) -> bool| Plan {
         files: plan
             .files
@@ -247,6 +250,26 @@ pub fn stream<E: From<HubError> + Send>(
         }
         result
     })
+}
+
+/// Deletes the weight files on disk that no group of `groups` needs (left
+/// by a run stopped between a group's analysis and its deletion), so that
+/// they do not count against the budget unseen.
+fn remove_stale(plan: &Plan, groups: &[Vec<&str>]) -> Result<(), HubError> {
+    let wanted: Vec<&str> = groups.iter().flatten().copied().collect();
+    for f in &plan.files {
+        let path = f.file.path.as_str();
+        if is_weights(path) && !wanted.contains(&path) {
+            let file = plan.dir.join(crate::repo::safe_local_path(path)?);
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(HubError::io(&file, e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
