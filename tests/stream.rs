@@ -305,6 +305,21 @@ fn a_budget_below_the_largest_file_is_refused_with_the_minimum() {
     let output = s.stream(&s.out("o.csv"), &["--max-disk", &format!("{minimum}K")]);
     assert_success(&output);
     s.assert_rows_as_local(&s.out("o.csv"));
+    // A local model is read where it is: the budget flags are refused.
+    let output = common::transformer(&[
+        "--model-path",
+        s.local.path().to_str().unwrap(),
+        "--out",
+        s.out("l.csv").to_str().unwrap(),
+        "--max-disk",
+        "1G",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("apply when streaming from the Hub"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -406,6 +406,8 @@ impl Progress for Say {
                 human(from),
                 human(size)
             ));
+        } else if size >= 1 << 20 {
+            self.line(&format!("downloading {path} ({})", human(size)));
         }
     }
 
