@@ -70,6 +70,10 @@ pub enum Error {
         dtype: String,
     },
 
+    /// Two tensors that are compared (base and model) differ in shape.
+    #[error("tensor {tensor}: shapes differ: {reason}")]
+    ShapeMismatch { tensor: String, reason: String },
+
     /// A tensor name that the model does not hold.
     #[error("tensor {tensor} is not in the model")]
     TensorNotFound { tensor: String },

@@ -8,6 +8,7 @@
 //! * [`runner`]: many matrices on a fixed number of threads under a memory budget.
 
 pub mod classify;
+pub mod diff;
 pub mod digest;
 pub mod embedding;
 pub mod runner;

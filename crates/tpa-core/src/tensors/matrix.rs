@@ -6,7 +6,8 @@ use super::{DType, TensorView};
 use crate::analyses::classify::{BlockType, classify};
 use crate::error::Result;
 
-/// A rows × cols matrix stored row-major somewhere inside a tensor.
+/// A rows × cols matrix stored row-major somewhere inside a tensor; or the
+/// difference of two such matrices (see [`MatrixView::minus`]).
 #[derive(Clone, Copy)]
 pub struct MatrixView<'m> {
     tensor: TensorView<'m>,
@@ -15,6 +16,9 @@ pub struct MatrixView<'m> {
     rows: usize,
     cols: usize,
     expert_index: Option<u32>,
+    /// A matrix subtracted from this one, element by element: its tensor and
+    /// offset (same shape).
+    base: Option<(TensorView<'m>, usize)>,
 }
 
 impl<'m> MatrixView<'m> {
@@ -27,6 +31,7 @@ impl<'m> MatrixView<'m> {
             rows,
             cols,
             expert_index: None,
+            base: None,
         }
     }
 
@@ -53,6 +58,7 @@ impl<'m> MatrixView<'m> {
                     rows,
                     cols,
                     expert_index: Some(e as u32),
+                    base: None,
                 })
                 .collect(),
             None => vec![MatrixView::whole(tensor)],
@@ -93,11 +99,49 @@ impl<'m> MatrixView<'m> {
         self.offset
     }
 
+    /// This matrix minus `base`, element by element in f64 (`None` when the
+    /// shapes differ): the ΔW between a fine-tuned weight and its base, which
+    /// every spectral route then reads as it reads a stored matrix. The
+    /// difference of two stored values (bf16, f16, f32, or dequantized) is
+    /// exact in f64 unless their exponents lie 29 or more apart.
+    ///
+    /// ```no_run
+    /// # use tpa_core::model::Model;
+    /// # use tpa_core::tensors::MatrixView;
+    /// let (base, tuned) = (Model::open("base")?, Model::open("tuned")?);
+    /// let name = "model.layers.0.self_attn.q_proj.weight";
+    /// let w = MatrixView::whole(base.tensor(name)?);
+    /// let delta = MatrixView::whole(tuned.tensor(name)?).minus(w).unwrap();
+    /// assert_eq!(delta.shape(), w.shape());
+    /// # Ok::<(), tpa_core::Error>(())
+    /// ```
+    pub fn minus(self, base: MatrixView<'m>) -> Option<MatrixView<'m>> {
+        (self.shape() == base.shape() && self.base.is_none() && base.base.is_none()).then_some(
+            MatrixView {
+                base: Some((base.tensor, base.offset)),
+                ..self
+            },
+        )
+    }
+
+    /// Whether this is a difference of two matrices ([`MatrixView::minus`]).
+    pub fn is_difference(&self) -> bool {
+        self.base.is_some()
+    }
+
     /// Decodes `W[row, col .. col + out.len()]`.
     pub fn decode_row_segment(&self, row: usize, col: usize, out: &mut [f64]) -> Result<()> {
         debug_assert!(row < self.rows && col + out.len() <= self.cols);
-        self.tensor
-            .decode_into(self.offset + row * self.cols + col, out)
+        let at = row * self.cols + col;
+        self.tensor.decode_into(self.offset + at, out)?;
+        if let Some((base, offset)) = self.base {
+            let mut subtracted = vec![0.0f64; out.len()];
+            base.decode_into(offset + at, &mut subtracted)?;
+            for (o, b) in out.iter_mut().zip(&subtracted) {
+                *o -= b;
+            }
+        }
+        Ok(())
     }
 
     /// The bytes of rows `row .. row + count` for backends that decode
@@ -107,11 +151,14 @@ impl<'m> MatrixView<'m> {
     pub fn stored_rows(&self, row: usize, count: usize) -> Result<Cow<'m, [u8]>> {
         let start = self.offset + row * self.cols;
         let len = count * self.cols;
-        if self.tensor.quantization().is_none() {
+        if self.tensor.quantization().is_none() && self.base.is_none() {
             return self.tensor.stored_bytes(start, len).map(Cow::Borrowed);
         }
+        // A difference goes up as f64 too, computed here like a dequantized weight.
         let mut values = vec![0.0f64; len];
-        self.tensor.decode_into(start, &mut values)?;
+        for r in 0..count {
+            self.decode_row_segment(row + r, 0, &mut values[r * self.cols..(r + 1) * self.cols])?;
+        }
         Ok(Cow::Owned(
             values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ))
@@ -120,9 +167,9 @@ impl<'m> MatrixView<'m> {
     /// The dtype of [`Self::stored_rows`]: the tensor's, or f64 for a
     /// quantized weight.
     pub fn stored_dtype(&self) -> DType {
-        match self.tensor.quantization() {
-            Some(_) => DType(safetensors::Dtype::F64),
-            None => self.tensor.dtype(),
+        match (self.tensor.quantization(), self.base) {
+            (None, None) => self.tensor.dtype(),
+            _ => DType(safetensors::Dtype::F64),
         }
     }
 
@@ -130,6 +177,9 @@ impl<'m> MatrixView<'m> {
     pub fn release_rows(&self, row: usize, count: usize) {
         self.tensor
             .release(self.offset + row * self.cols, count * self.cols);
+        if let Some((base, offset)) = self.base {
+            base.release(offset + row * self.cols, count * self.cols);
+        }
     }
 }
 

@@ -1,0 +1,187 @@
+//! What fine-tuning changed in one matrix: ΔW = W_model − W_base, computed
+//! exactly in f64 from the stored values and analysed by the same spectral
+//! engine as any stored matrix (through [`MatrixView::minus`]).
+//!
+//! ```no_run
+//! use tpa_core::analyses::diff::diff_matrices;
+//! use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
+//! use tpa_core::model::Model;
+//! use tpa_core::tensors::MatrixView;
+//!
+//! let (base, tuned) = (Model::open("base")?, Model::open("tuned")?);
+//! let name = "model.layers.0.self_attn.q_proj.weight";
+//! let engine = Engine::cpu(SpectrumOptions { rank_rtol: 1e-6 });
+//! let diff = diff_matrices(
+//!     &MatrixView::whole(base.tensor(name)?),
+//!     &MatrixView::whole(tuned.tensor(name)?),
+//!     &engine,
+//!     &[8, 64],
+//! )?;
+//! println!("rel_fro {:?}, ΔW rank {}", diff.stats.rel_fro(), diff.delta.actual_rank);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::analyses::spectrum::metrics::SpectralMetrics;
+use crate::analyses::spectrum::{BackendError, Engine};
+use crate::error::{Error, Result};
+use crate::tensors::MatrixView;
+
+/// Element-wise facts of a pair, from one pass over both matrices.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DeltaStats {
+    pub numel: u64,
+    /// Elements whose value changed at all (model ≠ base).
+    pub changed: u64,
+    /// ‖W_base‖²_F and ‖ΔW‖²_F.
+    pub base_sq: f64,
+    pub delta_sq: f64,
+    /// Σ|ΔW|.
+    pub abs_sum: f64,
+    /// Elements that are NaN or ±Inf on either side.
+    pub nonfinite: u64,
+}
+
+impl DeltaStats {
+    /// ‖ΔW‖_F / ‖W_base‖_F; `None` for a zero base.
+    pub fn rel_fro(&self) -> Option<f64> {
+        (self.base_sq > 0.0).then(|| (self.delta_sq / self.base_sq).sqrt())
+    }
+
+    /// mean |ΔW|: the one scale of BitDelta's sign approximation.
+    pub fn mean_abs_delta(&self) -> Option<f64> {
+        (self.numel > 0).then(|| self.abs_sum / self.numel as f64)
+    }
+
+    /// Share of the elements that changed.
+    pub fn changed_frac(&self) -> Option<f64> {
+        (self.numel > 0).then(|| self.changed as f64 / self.numel as f64)
+    }
+}
+
+/// [`DeltaStats`] of `model − base` (same shape), streamed row by row.
+pub fn delta_stats(base: &MatrixView<'_>, model: &MatrixView<'_>) -> Result<DeltaStats> {
+    let (rows, cols) = base.shape();
+    if model.shape() != (rows, cols) {
+        return Err(Error::ShapeMismatch {
+            tensor: model.name(),
+            reason: format!(
+                "{:?} in the model, {:?} in the base",
+                model.shape(),
+                (rows, cols)
+            ),
+        });
+    }
+    let mut stats = DeltaStats::default();
+    let (mut b, mut m) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    for row in 0..rows {
+        base.decode_row_segment(row, 0, &mut b)?;
+        model.decode_row_segment(row, 0, &mut m)?;
+        for (&x, &y) in b.iter().zip(&m) {
+            stats.numel += 1;
+            if !(x.is_finite() && y.is_finite()) {
+                stats.nonfinite += 1;
+                continue;
+            }
+            let d = y - x;
+            stats.changed += u64::from(d != 0.0);
+            stats.base_sq += x * x;
+            stats.delta_sq += d * d;
+            stats.abs_sum += d.abs();
+        }
+    }
+    Ok(stats)
+}
+
+/// ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F, what the best rank-`r` approximation (a LoRA of
+/// rank r) leaves out, from ΔW's singular values (descending): by
+/// Eckart–Young, √(Σ_{i>r} σᵢ²) / √(Σ σᵢ²). The tail is summed directly,
+/// not as total minus head, so that small errors keep their digits. `None`
+/// for ΔW = 0.
+///
+/// ```
+/// use tpa_core::analyses::diff::lora_fit_error;
+/// assert_eq!(lora_fit_error(&[4.0, 3.0], 1), Some(0.6));
+/// assert_eq!(lora_fit_error(&[4.0, 3.0], 2), Some(0.0));
+/// assert_eq!(lora_fit_error(&[0.0, 0.0], 1), None);
+/// ```
+pub fn lora_fit_error(values: &[f64], r: usize) -> Option<f64> {
+    let total: f64 = values.iter().map(|s| s * s).sum();
+    let tail: f64 = values.iter().skip(r).map(|s| s * s).sum();
+    (total > 0.0).then(|| (tail / total).sqrt())
+}
+
+/// Everything that is compared for one pair of matrices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixDiff {
+    pub stats: DeltaStats,
+    /// The spectra's metrics: ΔW's, the base's and the model's.
+    pub delta: SpectralMetrics,
+    pub base: SpectralMetrics,
+    pub model: SpectralMetrics,
+    /// ‖ΔW‖₂ / ‖W_base‖₂; `None` for a zero base.
+    pub rel_spec: Option<f64>,
+    /// [`lora_fit_error`] for each requested rank, in the order given.
+    pub lora_fit: Vec<(usize, Option<f64>)>,
+    /// ΔW's singular values, descending.
+    pub delta_values: Vec<f64>,
+}
+
+/// Why a pair has no spectral comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// Reading either matrix failed, or their shapes differ.
+    #[error(transparent)]
+    Input(#[from] Error),
+    /// NaN or Inf on either side: the element-wise facts are still known.
+    #[error("{} NaN/Inf values in the base or the model", .0.nonfinite)]
+    NonFinite(DeltaStats),
+    /// The engine could not compute a spectrum (did not converge, ...).
+    #[error("{0}")]
+    Spectrum(String),
+}
+
+/// Compares `model` with `base` (the same matrix of both checkpoints):
+/// the element-wise facts, the complete spectra of the base, the model
+/// and ΔW, and the LoRA fit errors at `lora_ranks`.
+pub fn diff_matrices(
+    base: &MatrixView<'_>,
+    model: &MatrixView<'_>,
+    engine: &Engine,
+    lora_ranks: &[usize],
+) -> std::result::Result<MatrixDiff, DiffError> {
+    let stats = delta_stats(base, model)?;
+    if stats.nonfinite > 0 {
+        return Err(DiffError::NonFinite(stats));
+    }
+    let delta_view = model.minus(*base).ok_or_else(|| {
+        DiffError::Input(Error::ShapeMismatch {
+            tensor: model.name(),
+            reason: "the base has another shape".into(),
+        })
+    })?;
+    let rtol = engine.options().rank_rtol;
+    let spectrum = |view: &MatrixView<'_>| match engine.spectrum(view) {
+        Ok(s) => Ok(s.values),
+        Err(BackendError::Input(e)) => Err(DiffError::Input(e)),
+        Err(other) => Err(DiffError::Spectrum(other.to_string())),
+    };
+    let delta_values = spectrum(&delta_view)?;
+    let (base_metrics, model_metrics) = (
+        SpectralMetrics::new(&spectrum(base)?, rtol),
+        SpectralMetrics::new(&spectrum(model)?, rtol),
+    );
+    let delta = SpectralMetrics::new(&delta_values, rtol);
+    Ok(MatrixDiff {
+        stats,
+        rel_spec: (base_metrics.spectral_norm > 0.0)
+            .then(|| delta.spectral_norm / base_metrics.spectral_norm),
+        lora_fit: lora_ranks
+            .iter()
+            .map(|&r| (r, lora_fit_error(&delta_values, r)))
+            .collect(),
+        delta,
+        base: base_metrics,
+        model: model_metrics,
+        delta_values,
+    })
+}
