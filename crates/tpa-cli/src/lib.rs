@@ -7,6 +7,7 @@
 pub mod analyze;
 mod common;
 mod console;
+pub mod diff;
 pub mod download;
 pub mod embedding;
 mod estimate;

@@ -21,7 +21,7 @@ pub(crate) fn work_units(matrix: &MatrixView<'_>) -> u64 {
 
 /// Host memory a matrix holds while it is computed; wide matrices keep their
 /// file pages mapped until the end (see the spectrum's block visitor).
-fn memory(matrix: &MatrixView<'_>) -> u64 {
+pub(crate) fn memory(matrix: &MatrixView<'_>) -> u64 {
     let (rows, cols) = matrix.shape();
     let pages = if rows < cols {
         matrix.tensor().bytes_of(matrix.numel())
@@ -41,38 +41,69 @@ pub(crate) fn compute_records(
     stats: &StatsOptions,
     keep_values: bool,
     quiet: bool,
-    mut done: impl FnMut(TransformerRecord) -> Result<()>,
+    done: impl FnMut(TransformerRecord) -> Result<()>,
 ) -> Result<()> {
-    let total: u64 = matrices.iter().map(work_units).sum();
-    let bar = progress::work_bar(total, matrices.len() as u64, quiet);
+    run_items(
+        matrices,
+        |m| work_units(m),
+        |m| memory(m),
+        limits,
+        quiet,
+        |matrix| {
+            Ok(TransformerRecord::compute(
+                matrix,
+                engine,
+                stats,
+                keep_values,
+            )?)
+        },
+        done,
+    )
+}
+
+/// Runs `compute` on every item under `limits` (`memory`: an item's need),
+/// with a progress bar weighed by `units`, and hands each result to `done`
+/// as it finishes (on this thread). Stops at the first error, from
+/// `compute` or from `done`.
+pub(crate) fn run_items<T: Sync, R: Send>(
+    items: &[T],
+    units: impl Fn(&T) -> u64 + Sync,
+    memory: impl Fn(&T) -> u64 + Sync,
+    limits: Limits,
+    quiet: bool,
+    compute: impl Fn(&T) -> Result<R> + Sync,
+    mut done: impl FnMut(R) -> Result<()>,
+) -> Result<()> {
+    let total: u64 = items.iter().map(&units).sum();
+    let bar = progress::work_bar(total, items.len() as u64, quiet);
     let stop = AtomicBool::new(false);
     let mut first_error: Option<anyhow::Error> = None;
     let mut finished = 0u64;
     runner::run(
-        matrices,
+        items,
         limits,
         memory,
-        |matrix| {
+        |item| {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let result = TransformerRecord::compute(matrix, engine, stats, keep_values);
+            let result = compute(item);
             if result.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
-            Some((work_units(matrix), result))
+            Some((units(item), result))
         },
         |_, outcome| {
             let Some((units, result)) = outcome else {
                 return;
             };
-            let handled = result.map_err(anyhow::Error::from).and_then(&mut done);
+            let handled = result.and_then(&mut done);
             if let Err(e) = handled {
                 stop.store(true, Ordering::Relaxed);
                 first_error.get_or_insert(e);
             }
             finished += 1;
-            bar.set_message(format!("{finished}/{} matrices", matrices.len()));
+            bar.set_message(format!("{finished}/{} matrices", items.len()));
             bar.inc(units);
         },
     );

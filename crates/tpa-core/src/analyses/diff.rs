@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::tensors::MatrixView;
 
 /// Element-wise facts of a pair, from one pass over both matrices.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeltaStats {
     pub numel: u64,
     /// Elements whose value changed at all (model ≠ base).
@@ -103,10 +103,12 @@ pub fn delta_stats(base: &MatrixView<'_>, model: &MatrixView<'_>) -> Result<Delt
 /// assert_eq!(lora_fit_error(&[4.0, 3.0], 1), Some(0.6));
 /// assert_eq!(lora_fit_error(&[4.0, 3.0], 2), Some(0.0));
 /// assert_eq!(lora_fit_error(&[0.0, 0.0], 1), None);
+/// assert!(lora_fit_error(&[4.0], 8).unwrap().is_sign_positive());
 /// ```
 pub fn lora_fit_error(values: &[f64], r: usize) -> Option<f64> {
-    let total: f64 = values.iter().map(|s| s * s).sum();
-    let tail: f64 = values.iter().skip(r).map(|s| s * s).sum();
+    // Folded from +0.0: an empty f64 sum is −0.0, which would print as such.
+    let total = values.iter().fold(0.0, |acc, s| acc + s * s);
+    let tail = values.iter().skip(r).fold(0.0, |acc, s| acc + s * s);
     (total > 0.0).then(|| (tail / total).sqrt())
 }
 

@@ -7,12 +7,14 @@
 //! adding it at the end of `COLUMNS`, so existing readers keep working.
 
 mod analyze;
+mod diff;
 pub mod embedding;
 mod listing;
 mod summary;
 mod transformer;
 
 pub use analyze::AnalyzeRecord;
+pub use diff::{DiffRecord, DiffRow, DiffSpectra, DiffStatus};
 pub use listing::TensorListing;
 pub use summary::{ModelSummary, Quantization, Tally};
 pub use transformer::{SpectralSummary, TransformerRecord};
@@ -55,6 +57,13 @@ pub trait Record {
 
     /// The row's values, one per column.
     fn cells(&self) -> Vec<Cell>;
+
+    /// The column names of this row: [`Record::COLUMNS`], unless the
+    /// columns depend on the run (tpa-diff's one `lora_fit_err_R` per rank
+    /// asked for); every row of one table has the same.
+    fn columns(&self) -> Vec<String> {
+        Self::COLUMNS.iter().map(|c| (*c).to_owned()).collect()
+    }
 }
 
 /// What every row of one run shares.

@@ -9,7 +9,10 @@ use crate::records::{Cell, Record};
 
 pub(super) fn csv<R: Record>(out: Sink<'_>, rows: &[R]) -> io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
-    writer.write_record(R::COLUMNS)?;
+    match rows.first() {
+        Some(row) => writer.write_record(row.columns())?,
+        None => writer.write_record(R::COLUMNS)?,
+    }
     let mut fields: Vec<String> = Vec::with_capacity(R::COLUMNS.len());
     for row in rows {
         fields.clear();
@@ -75,8 +78,9 @@ struct JsonRow<'a, R>(&'a R);
 impl<R: Record> serde::Serialize for JsonRow<'_, R> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let cells = self.0.cells();
+        let columns = self.0.columns();
         let mut map = serializer.serialize_map(Some(cells.len()))?;
-        for (column, cell) in R::COLUMNS.iter().zip(&cells) {
+        for (column, cell) in columns.iter().zip(&cells) {
             match cell {
                 Cell::Empty => map.serialize_entry(column, &())?,
                 Cell::Text(s) => map.serialize_entry(column, s)?,

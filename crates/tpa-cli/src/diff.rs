@@ -1,0 +1,371 @@
+//! `tpa-diff`: what fine-tuning changed, matrix by matrix: the exact
+//! spectrum of ΔW = W_model − W_base and the spectra of both sides.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tpa_core::model::{Model, Reading};
+use tpa_core::records::{DiffRecord, DiffRow, DiffStatus, RunInfo, sort_by_layer};
+use tpa_core::tensors::{MatrixView, TensorView};
+use tpa_core::writers::write_table;
+
+use crate::common::{self, OutputArgs, SpectrumArgs};
+use crate::{matrices, runs};
+
+const EXAMPLES: &str = "\
+Examples:
+  tpa-diff --base data/models/meta-llama/Llama-3.1-8B --model data/models/org/tuned --out diff.csv
+  tpa-diff --base base/ --model tuned/ --out diff.json --only '*self_attn*' --lora-ranks 4,16,64
+  tpa-diff --base base/ --model tuned/ --out diff.csv --resume        # after an interruption
+
+Tensors are matched by name. For every matrix both checkpoints hold with the same shape,
+ΔW = W_model − W_base is formed exactly in f64 from the stored (or dequantized) values and
+gets its complete spectrum from the engine of tpa-transformer, as do both sides. Columns:
+base_path, model_path, model_id, param_name, layer_index, block_type, expert_index, rows,
+cols, base_dtype, model_dtype, status (compared, only_in_base, only_in_model,
+shape_mismatch), rel_fro = ‖ΔW‖_F/‖W_base‖_F, rel_spec = ‖ΔW‖₂/‖W_base‖₂, mean_abs_delta
+(BitDelta's scale), changed_frac (share of elements that changed at all), delta_rank (σ >
+rank-rtol·σmax(ΔW); 0 for ΔW = 0), delta_svd_{50,90,99}_percent_rank, delta_stable_rank,
+lora_fit_err_R per --lora-ranks (‖ΔW − ΔW_R‖_F/‖ΔW‖_F: what a rank-R LoRA loses, from the
+spectrum), alpha, stable rank and spectral norm of base and model, delta_spectral_norm,
+numel, changed, nan_inf_count, skipped, seconds, created_at. A pair with NaN/Inf keeps its
+element-wise columns, with a warning. Tensors only one side has, and shape mismatches, get
+rows with their status and are listed in the summary.
+
+Progress is saved to FILE.partial.jsonl as each matrix finishes; --resume continues.";
+
+/// What fine-tuning changed: the spectra of ΔW between two checkpoints.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpa-diff",
+    version,
+    about = "What fine-tuning changed: exact spectra of ΔW between two checkpoints, matrix by matrix",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// The base checkpoint: a model directory or .safetensors file.
+    #[arg(long, value_name = "PATH")]
+    pub base: PathBuf,
+
+    /// The fine-tuned checkpoint: a model directory or .safetensors file.
+    #[arg(long, visible_alias = "model-path", value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Written to the model_id column, e.g. org/my-fine-tune.
+    #[arg(long = "model-id", visible_alias = "model_id", value_name = "ID")]
+    pub model_id: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Compare only tensors whose name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<glob::Pattern>,
+
+    /// Leave out tensors whose name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub skip: Vec<glob::Pattern>,
+
+    /// The ranks R of the lora_fit_err_R columns.
+    #[arg(
+        long = "lora-ranks",
+        visible_alias = "lora_ranks",
+        value_name = "R,R,...",
+        value_delimiter = ',',
+        default_value = "8,16,64,128"
+    )]
+    pub lora_ranks: Vec<usize>,
+
+    /// Compare the stored tensors as stored (quantized codes and scales apart).
+    #[arg(long)]
+    pub raw: bool,
+
+    #[command(flatten)]
+    pub spectrum: SpectrumArgs,
+
+    /// Continue an interrupted run from FILE.partial.jsonl.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// No progress bar and no console summary; errors and warnings still go to stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Entry point of the `tpa-diff` binary.
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    crate::exit_code(run(&args))
+}
+
+/// The matched matrices of the two checkpoints, and the rows of what did
+/// not match.
+struct Matching<'m> {
+    pairs: Vec<(MatrixView<'m>, MatrixView<'m>)>,
+    listed: Vec<DiffRecord>,
+    /// Every row's matrix name, in the model's storage order (the base's
+    /// own tensors after).
+    names: Vec<String>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let format = common::output_format(&args.output)?;
+    let reading = if args.raw {
+        Reading::Raw
+    } else {
+        Reading::Dequantized
+    };
+    let base = Model::open_with(&args.base, reading).context("cannot open the base")?;
+    let model = Model::open_with(&args.model, reading).context("cannot open the model")?;
+    let engine = args.spectrum.engine(args.quiet)?;
+    let matching = match_tensors(args, &base, &model)?;
+    if matching.pairs.is_empty() {
+        bail!(
+            "{} and {} have no matrix in common (same name and shape): different architectures?{}",
+            args.base.display(),
+            args.model.display(),
+            if args.only.is_empty() && args.skip.is_empty() {
+                ""
+            } else {
+                " (or --only/--skip left none)"
+            }
+        );
+    }
+    let header = serde_json::json!({
+        "tpa": "tpa-diff partial results",
+        "base_path": args.base.display().to_string(),
+        "model_path": args.model.display().to_string(),
+        "rank_rtol": args.spectrum.rank_rtol,
+        "lora_ranks": args.lora_ranks,
+        "raw": args.raw,
+    });
+    let journal_path = common::journal_path(&args.output.out);
+    let mut rows = runs::Rows::<DiffRecord>::open(&journal_path, &header, args.resume)?;
+    let done: HashSet<String> = rows.records.iter().map(DiffRecord::matrix_name).collect();
+    let todo: Vec<&(MatrixView<'_>, MatrixView<'_>)> = matching
+        .pairs
+        .iter()
+        .filter(|(_, m)| !done.contains(&m.name()))
+        .collect();
+    if !done.is_empty() && !args.quiet {
+        eprintln!(
+            "resuming: {} of {} matrices already compared",
+            done.len(),
+            matching.pairs.len()
+        );
+    }
+    let lora_ranks = &args.lora_ranks;
+    let result = matrices::run_items(
+        &todo,
+        |(_, m)| 3 * matrices::work_units(m),
+        |(_, m)| 2 * matrices::memory(m),
+        args.spectrum.limits(),
+        args.quiet,
+        |(b, m)| Ok(DiffRecord::compute(b, m, &engine, lora_ranks)?),
+        |record| {
+            if let Some(reason) = &record.skipped {
+                eprintln!(
+                    "warning: {}: no spectral comparison ({reason}); the element-wise columns are still reported",
+                    record.matrix_name()
+                );
+            }
+            rows.push(record)
+        },
+    );
+    result.with_context(|| rows.stopped("matrices"))?;
+
+    let mut records = std::mem::take(&mut rows.records);
+    records.extend(matching.listed);
+    let position: HashMap<&str, usize> = matching
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    records.sort_by_cached_key(|r| position.get(r.matrix_name().as_str()).copied());
+    sort_by_layer(&mut records, |r| {
+        (
+            r.placement.layer_index,
+            r.stack_index.or(r.placement.expert_index),
+        )
+    });
+    let run = RunInfo::now(
+        args.model.display().to_string(),
+        args.model_id.clone().unwrap_or_default(),
+        String::new(),
+    );
+    let base_path = args.base.display().to_string();
+    let table: Vec<DiffRow<'_>> = records
+        .iter()
+        .map(|record| DiffRow {
+            run: &run,
+            base_path: &base_path,
+            lora_ranks,
+            record,
+        })
+        .collect();
+    let summary = summary(args, &run, &records);
+    write_table(&args.output.out, format, &table, "matrices", Some(&summary))?;
+    drop(rows);
+    runs::remove_all(&[journal_path.as_path()])?;
+    if !args.quiet {
+        print!("{}", console(&records));
+        println!(
+            "Wrote {} rows to {}",
+            table.len(),
+            args.output.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Pairs the model's matrices with the base's by tensor name.
+fn match_tensors<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Matching<'m>> {
+    let selected = |t: &TensorView<'_>| {
+        (args.only.is_empty() || args.only.iter().any(|p| p.matches(t.name())))
+            && !args.skip.iter().any(|p| p.matches(t.name()))
+    };
+    let base_tensors: HashMap<&str, TensorView<'m>> = base
+        .tensors()
+        .filter(selected)
+        .map(|t| (t.name(), t))
+        .collect();
+    let mut matching = Matching {
+        pairs: Vec::new(),
+        listed: Vec::new(),
+        names: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    for t in model.tensors().filter(selected) {
+        seen.insert(t.name());
+        let Some(b) = base_tensors.get(t.name()) else {
+            let row = DiffRecord::listed(&MatrixView::whole(t), DiffStatus::OnlyInModel);
+            matching.names.push(row.matrix_name());
+            matching.listed.push(row);
+            continue;
+        };
+        if b.shape() != t.shape() {
+            let mut row = DiffRecord::listed(&MatrixView::whole(t), DiffStatus::ShapeMismatch);
+            row.base_dtype = b.code_type();
+            row.skipped = Some(format!(
+                "shape {:?} in the base, {:?} in the model",
+                b.shape(),
+                t.shape()
+            ));
+            matching.names.push(row.matrix_name());
+            matching.listed.push(row);
+            continue;
+        }
+        b.check_decodable()?;
+        t.check_decodable()?;
+        for (bm, mm) in MatrixView::split(*b).into_iter().zip(MatrixView::split(t)) {
+            matching.names.push(mm.name());
+            matching.pairs.push((bm, mm));
+        }
+    }
+    for b in base.tensors().filter(selected) {
+        if !seen.contains(b.name()) {
+            let row = DiffRecord::listed(&MatrixView::whole(b), DiffStatus::OnlyInBase);
+            matching.names.push(row.matrix_name());
+            matching.listed.push(row);
+        }
+    }
+    Ok(matching)
+}
+
+/// The JSON summary: what did not match, and the changes per block type
+/// and per layer (mean and largest rel_fro, median ΔW 90%-energy rank ratio).
+fn summary(args: &Args, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Value {
+    let named = |status: DiffStatus| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.status == status)
+            .map(DiffRecord::matrix_name)
+            .collect()
+    };
+    let compared: Vec<&DiffRecord> = records
+        .iter()
+        .filter(|r| r.status == DiffStatus::Compared)
+        .collect();
+    let by = |key: &dyn Fn(&DiffRecord) -> String| {
+        let mut groups: BTreeMap<String, Vec<&DiffRecord>> = BTreeMap::new();
+        for r in &compared {
+            groups.entry(key(r)).or_default().push(r);
+        }
+        groups
+            .into_iter()
+            .map(|(k, rs)| (k, aggregate(&rs)))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    serde_json::json!({
+        "base_path": args.base.display().to_string(),
+        "model_path": run.model_path,
+        "model_id": run.model_id,
+        "created_at": run.created_at,
+        "rank_rtol": args.spectrum.rank_rtol,
+        "lora_ranks": args.lora_ranks,
+        "matrices_compared": compared.len(),
+        "only_in_base": named(DiffStatus::OnlyInBase),
+        "only_in_model": named(DiffStatus::OnlyInModel),
+        "shape_mismatch": named(DiffStatus::ShapeMismatch),
+        "by_block_type": by(&|r| r.placement.block_type.as_str().to_owned()),
+        "by_layer": by(&|r| r.placement.layer_index.map_or("none".into(), |l| l.to_string())),
+        "tpa_version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+fn aggregate(records: &[&DiffRecord]) -> serde_json::Value {
+    let rel: Vec<(f64, String)> = records
+        .iter()
+        .filter_map(|r| Some((r.stats.as_ref()?.rel_fro()?, r.matrix_name())))
+        .collect();
+    let largest = rel.iter().max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut ratios: Vec<f64> = records.iter().filter_map(|r| r.delta_90_ratio()).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = match ratios.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(ratios[n / 2]),
+        n => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+    };
+    serde_json::json!({
+        "matrices": records.len(),
+        "mean_rel_fro": (!rel.is_empty()).then(|| rel.iter().map(|r| r.0).sum::<f64>() / rel.len() as f64),
+        "max_rel_fro": largest.map(|r| r.0),
+        "max_rel_fro_matrix": largest.map(|r| r.1.clone()),
+        "median_delta_svd_90_percent_rank_ratio": median,
+    })
+}
+
+/// The ten most changed matrices, for people.
+fn console(records: &[DiffRecord]) -> String {
+    let mut changed: Vec<(&DiffRecord, f64)> = records
+        .iter()
+        .filter_map(|r| Some((r, r.stats.as_ref()?.rel_fro()?)))
+        .collect();
+    changed.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut out =
+        String::from("Most changed matrices (rel_fro = ‖ΔW‖_F/‖W‖_F, ΔW rank, 90% energy rank):\n");
+    for (r, rel) in changed.iter().take(10) {
+        let (rank, e90) = r
+            .spectra
+            .as_ref()
+            .map_or((String::new(), String::new()), |s| {
+                (
+                    s.delta_rank.to_string(),
+                    s.delta_energy_ranks[1].to_string(),
+                )
+            });
+        out.push_str(&format!(
+            "  {:<60} {rel:>10.4}  rank {rank:>5}  90% {e90:>5}\n",
+            r.matrix_name()
+        ));
+    }
+    let unchanged = changed.iter().filter(|(_, rel)| *rel == 0.0).count();
+    out.push_str(&format!(
+        "{unchanged} of {} compared matrices unchanged\n",
+        changed.len()
+    ));
+    out
+}

@@ -1,0 +1,183 @@
+//! `tpa-diff` on a generated base and its fine-tuned twin: planted deltas
+//! of known rank (every value exact in bfloat16), unchanged matrices, a
+//! changed 1-D tensor, and tensors only one side has.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Table, assert_success, float, stderr};
+use tpa_testkit::architectures::{self, Dims};
+use tpa_testkit::{Dtype, Fill, SplitMix64, TensorSpec, write_model};
+
+/// Integers in −8..=8: exact in bf16, and so are their sums with the deltas.
+fn integers(seed: u64, n: usize) -> Vec<f64> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| (rng.next_u64() % 17) as f64 - 8.0).collect()
+}
+
+/// Adds a delta with singular values `sigma` (σ_k at (k, 3k + 1), on
+/// distinct rows and columns) to a rows × cols matrix.
+fn plant(values: &mut [f64], cols: usize, sigma: &[f64]) {
+    for (k, &s) in sigma.iter().enumerate() {
+        values[k * cols + (3 * k + 1) % cols] += if k % 2 == 0 { s } else { -s };
+    }
+}
+
+const Q: &str = "model.layers.0.self_attn.q_proj.weight";
+const V: &str = "model.layers.1.self_attn.v_proj.weight";
+const NORM: &str = "model.layers.0.input_layernorm.weight";
+
+/// Writes base/ and tuned/; returns ‖W_base‖_F of q_proj.
+fn twins(dir: &Path) -> f64 {
+    let mut base = architectures::llama(Dims::TOY, Dtype::BF16, &Fill::Pattern);
+    for (i, t) in base.iter_mut().enumerate() {
+        t.fill = Fill::Values(integers(i as u64, t.numel()));
+    }
+    let mut tuned = base.clone();
+    let mut q_fro = 0.0;
+    for t in &mut tuned {
+        let Fill::Values(values) = &mut t.fill else {
+            continue;
+        };
+        let cols = *t.shape.last().unwrap();
+        match t.name.as_str() {
+            Q => {
+                q_fro = values.iter().map(|x| x * x).sum::<f64>().sqrt();
+                plant(values, cols, &[6.0, 4.0, 2.0]);
+            }
+            V => plant(values, cols, &[5.0]),
+            NORM => values[7] += 1.0,
+            _ => {}
+        }
+    }
+    base.push(TensorSpec::new(
+        "only.in.base",
+        Dtype::BF16,
+        &[4, 4],
+        Fill::Pattern,
+    ));
+    tuned.push(TensorSpec::new(
+        "only.in.tuned",
+        Dtype::BF16,
+        &[4, 4],
+        Fill::Pattern,
+    ));
+    write_model(&dir.join("base"), &base, 2).unwrap();
+    write_model(&dir.join("tuned"), &tuned, 1).unwrap();
+    q_fro
+}
+
+fn diff(dir: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .args(["--base", dir.join("base").to_str().unwrap()])
+        .args(["--model", dir.join("tuned").to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--no-gpu", "-q"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1e-300)
+}
+
+#[test]
+fn planted_deltas_come_out_with_their_ranks_and_errors_and_the_rest_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let q_fro = twins(dir.path());
+    let out = dir.path().join("diff.csv");
+    let output = diff(dir.path(), &out, &["--lora-ranks", "1,2,8"]);
+    assert_success(&output);
+    let table = Table::read(&out);
+    // The LoRA columns follow delta_stable_rank, one per rank asked for.
+    let at = table
+        .columns
+        .iter()
+        .position(|c| c == "delta_stable_rank")
+        .unwrap();
+    assert_eq!(
+        table.columns[at + 1..at + 4],
+        ["lora_fit_err_1", "lora_fit_err_2", "lora_fit_err_8"]
+    );
+
+    let q = table.row(Q);
+    assert_eq!(q["status"], "compared");
+    assert_eq!(q["delta_rank"], "3");
+    assert_eq!(
+        (
+            &q["delta_svd_50_percent_rank"][..],
+            &q["delta_svd_90_percent_rank"][..],
+            &q["delta_svd_99_percent_rank"][..]
+        ),
+        ("1", "2", "3")
+    );
+    assert!(
+        close(float(&q["rel_fro"]), 56f64.sqrt() / q_fro),
+        "{}",
+        q["rel_fro"]
+    );
+    assert!(close(float(&q["lora_fit_err_1"]), (20.0f64 / 56.0).sqrt()));
+    assert!(close(float(&q["lora_fit_err_2"]), (4.0f64 / 56.0).sqrt()));
+    // Past the rank nothing is lost (and nothing prints as −0).
+    assert!(float(&q["lora_fit_err_8"]) < 1e-12 && !q["lora_fit_err_8"].starts_with('-'));
+    assert!(close(float(&q["delta_spectral_norm"]), 6.0));
+    assert_eq!(q["changed"], "3");
+
+    let v = table.row(V);
+    assert_eq!(v["delta_rank"], "1");
+    assert_eq!(float(&v["lora_fit_err_1"]), 0.0);
+    let norm = table.row(NORM);
+    assert_eq!((&norm["delta_rank"][..], &norm["changed"][..]), ("1", "1"));
+
+    // Everything else is unchanged: ΔW = 0, rank 0, no fit error.
+    let unchanged: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|r| r["status"] == "compared" && ![Q, V, NORM].contains(&r["param_name"].as_str()))
+        .collect();
+    assert_eq!(unchanged.len(), 21 - 3);
+    for r in unchanged {
+        let name = &r["param_name"];
+        assert_eq!(float(&r["rel_fro"]), 0.0, "{name}");
+        assert_eq!(r["delta_rank"], "0", "{name}");
+        assert_eq!(r["lora_fit_err_8"], "", "{name}");
+    }
+    assert_eq!(table.row("only.in.base")["status"], "only_in_base");
+    assert_eq!(table.row("only.in.tuned")["status"], "only_in_model");
+    assert!(table.row("only.in.tuned")["rel_fro"].is_empty());
+
+    // The summary lists them, and aggregates per block type and layer.
+    let json = dir.path().join("diff.json");
+    assert_success(&diff(dir.path(), &json, &[]));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &j["summary"];
+    assert_eq!(s["only_in_base"], serde_json::json!(["only.in.base"]));
+    assert_eq!(s["only_in_model"], serde_json::json!(["only.in.tuned"]));
+    assert_eq!(s["matrices_compared"], 21);
+    assert_eq!(s["by_block_type"]["q_proj"]["max_rel_fro_matrix"], Q);
+    assert_eq!(s["by_layer"]["1"]["max_rel_fro_matrix"], V);
+    // The default ranks' columns, in JSON too.
+    for r in [8, 16, 64, 128] {
+        assert!(
+            j["matrices"][0].get(format!("lora_fit_err_{r}")).is_some(),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn no_common_tensors_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    twins(dir.path());
+    let out = dir.path().join("d.csv");
+    let output = diff(dir.path(), &out, &["--only", "nothing.matches*"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("no matrix in common") && err.contains("--only/--skip"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
