@@ -70,6 +70,10 @@ pub enum Error {
         dtype: String,
     },
 
+    /// A PEFT adapter whose config is wrong, or does not fit its tensors.
+    #[error("{path}: {reason}")]
+    AdapterConfig { path: PathBuf, reason: String },
+
     /// Two tensors that are compared (base and model) differ in shape.
     #[error("tensor {tensor}: shapes differ: {reason}")]
     ShapeMismatch { tensor: String, reason: String },

@@ -191,3 +191,96 @@ fn nan_on_either_side_leaves_only_the_element_wise_facts() {
         other => panic!("expected NonFinite, got {other:?}"),
     }
 }
+
+#[test]
+fn lora_singular_values_from_the_core_equal_those_of_the_formed_delta() {
+    use tpa_core::analyses::diff::lora_singular_values;
+    let (out, r, inp, scale) = (50, 6, 40, 16.0 / 6.0f64.sqrt());
+    let mut rng = SplitMix64::new(7);
+    let b: Vec<f64> = (0..out * r).map(|_| rng.normal()).collect();
+    let a: Vec<f64> = (0..r * inp).map(|_| rng.normal()).collect();
+    let values = lora_singular_values(&b, &a, out, r, inp, scale).unwrap();
+    assert_eq!(values.len(), inp);
+    // The out × in ΔW formed and decomposed directly, as the reference.
+    let delta = faer::Mat::<f64>::from_fn(out, inp, |i, j| {
+        scale * (0..r).map(|k| b[i * r + k] * a[k * inp + j]).sum::<f64>()
+    });
+    let reference = delta.singular_values().unwrap();
+    for (k, (x, y)) in values.iter().zip(&reference).enumerate() {
+        if k < r {
+            assert!((x - y).abs() <= 1e-12 * reference[0], "σ{k}: {x} vs {y}");
+        } else {
+            assert_eq!(*x, 0.0);
+            assert!(*y <= 1e-12 * reference[0]);
+        }
+    }
+    assert!(lora_singular_values(&b, &a, out, r + 1, inp, 1.0).is_err());
+}
+
+#[test]
+fn a_peft_adapter_maps_its_factors_to_base_modules_with_their_scales() {
+    use tpa_core::model::Adapter;
+    let dir = tempfile::tempdir().unwrap();
+    let factor = |name: &str, shape: &[usize]| {
+        let n = shape.iter().product();
+        TensorSpec::new(name, Dtype::F32, shape, Fill::Values(base_values(1, n)))
+    };
+    let p = "base_model.model.model.layers.0";
+    let tensors = vec![
+        factor(&format!("{p}.self_attn.q_proj.lora_A.weight"), &[8, 32]),
+        factor(&format!("{p}.self_attn.q_proj.lora_B.weight"), &[48, 8]),
+        factor(&format!("{p}.self_attn.v_proj.lora_A.weight"), &[4, 32]),
+        factor(&format!("{p}.self_attn.v_proj.lora_B.weight"), &[16, 4]),
+        factor(
+            "base_model.model.model.embed_tokens.lora_embedding_A",
+            &[8, 100],
+        ),
+        factor(
+            "base_model.model.model.embed_tokens.lora_embedding_B",
+            &[32, 8],
+        ),
+        factor("base_model.model.lm_head.weight", &[100, 32]),
+    ];
+    write_safetensors(&dir.path().join("adapter_model.safetensors"), &tensors).unwrap();
+    let config = |extra: &str| {
+        std::fs::write(
+            dir.path().join("adapter_config.json"),
+            format!(r#"{{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "rank_pattern": {{"v_proj": 4}}{extra}}}"#),
+        )
+        .unwrap();
+    };
+    config("");
+    let adapter = Adapter::open(dir.path()).unwrap();
+    let module = |name: &str| adapter.modules.iter().find(|m| m.module == name).unwrap();
+    let q = module("model.layers.0.self_attn.q_proj");
+    assert_eq!((q.rank, q.scale, q.transposed), (8, 2.0, false));
+    assert_eq!(q.target, "model.layers.0.self_attn.q_proj.weight");
+    let v = module("model.layers.0.self_attn.v_proj");
+    assert_eq!((v.rank, v.scale), (4, 4.0));
+    assert!(module("model.embed_tokens").transposed);
+    assert_eq!(adapter.unmapped, ["base_model.model.lm_head.weight"]);
+
+    config(r#", "use_rslora": true"#);
+    let q = Adapter::open(dir.path()).unwrap().modules[1].clone();
+    assert!((q.scale - 16.0 / 8f64.sqrt()).abs() < 1e-15, "{q:?}");
+
+    // A rank the config does not give is an error naming the module.
+    std::fs::write(
+        dir.path().join("adapter_config.json"),
+        r#"{"r": 4, "lora_alpha": 16}"#,
+    )
+    .unwrap();
+    let err = Adapter::open(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("model.embed_tokens: lora_A [8, 100]") && err.contains("rank 4"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("adapter_config.json"),
+        r#"{"r": 8, "lora_alpha": 16, "use_dora": true}"#,
+    )
+    .unwrap();
+    let err = Adapter::open(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("DoRA"), "{err}");
+}

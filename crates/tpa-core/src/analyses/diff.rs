@@ -112,6 +112,48 @@ pub fn lora_fit_error(values: &[f64], r: usize) -> Option<f64> {
     (total > 0.0).then(|| (tail / total).sqrt())
 }
 
+/// The singular values of ΔW = `scale` · B·A for a LoRA of rank r (B is
+/// out × r, A is r × in, both row-major), without forming the out × in
+/// ΔW: with B = Q_B·R_B and Aᵀ = Q_A·R_A (thin QR), ΔW = Q_B·(scale·R_B·R_Aᵀ)·Q_Aᵀ,
+/// so its nonzero singular values are those of the r × r core. O((out +
+/// in)·r²) instead of O(out·in·r). Returns min(out, in) values, descending,
+/// zeros after the first r.
+///
+/// ```
+/// use tpa_core::analyses::diff::lora_singular_values;
+/// // B = [1, 0, 0]ᵀ·2 and A = [0, 3]: ΔW has the one singular value 6·scale.
+/// let values = lora_singular_values(&[2.0, 0.0, 0.0], &[0.0, 3.0], 3, 1, 2, 0.5).unwrap();
+/// assert_eq!(values, [3.0, 0.0]);
+/// ```
+pub fn lora_singular_values(
+    b: &[f64],
+    a: &[f64],
+    out: usize,
+    r: usize,
+    inp: usize,
+    scale: f64,
+) -> std::result::Result<Vec<f64>, String> {
+    use faer::Mat;
+    if b.len() != out * r || a.len() != r * inp {
+        return Err(format!(
+            "LoRA factors of {} and {} values do not make {out}×{r} and {r}×{inp}",
+            b.len(),
+            a.len()
+        ));
+    }
+    let b = Mat::<f64>::from_fn(out, r, |i, j| b[i * r + j]);
+    let at = Mat::<f64>::from_fn(inp, r, |i, j| a[j * inp + i]);
+    let rb = b.qr().thin_R().to_owned();
+    let ra = at.qr().thin_R().to_owned();
+    let core = &rb * ra.transpose() * faer::Scale(scale);
+    let mut values = core
+        .singular_values()
+        .map_err(|e| format!("the {r}×{r} core's SVD did not converge: {e:?}"))?;
+    values.resize(out.min(inp), 0.0);
+    values.sort_by(|x, y| y.total_cmp(x));
+    Ok(values)
+}
+
 /// Everything that is compared for one pair of matrices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixDiff {

@@ -4,6 +4,7 @@
 //! `model.safetensors.index.json`, or one or more `.safetensors` files) or a
 //! single `.safetensors` file. Nothing but headers is read here.
 
+mod adapter;
 mod config;
 mod index;
 mod shard;
@@ -11,6 +12,7 @@ mod shard;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use adapter::{Adapter, LoraModule};
 pub use config::ModelConfig;
 pub(crate) use shard::{Shard, TensorEntry};
 
