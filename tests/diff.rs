@@ -181,3 +181,113 @@ fn no_common_tensors_is_a_clear_error() {
     );
     assert!(!out.exists());
 }
+
+/// A PEFT adapter folder whose q_proj update is 2·(the delta [6, 4, 2] of
+/// `plant`), written as B (out × 3) and A (3 × in) factors; plus a module the
+/// base lacks and a copied tensor.
+fn adapter(dir: &Path) {
+    let (out, inp) = (Dims::TOY.hidden, Dims::TOY.hidden);
+    let sigma = [6.0, 4.0, 2.0];
+    let mut b = vec![0.0; out * 3];
+    let mut a = vec![0.0; 3 * inp];
+    for (k, s) in sigma.iter().enumerate() {
+        b[k * 3 + k] = *s;
+        a[k * inp + (3 * k + 1) % inp] = if k % 2 == 0 { 1.0 } else { -1.0 };
+    }
+    let p = "base_model.model.";
+    let tensors = vec![
+        TensorSpec::new(
+            format!("{p}{}.lora_A.weight", Q.trim_end_matches(".weight")),
+            Dtype::F32,
+            &[3, inp],
+            Fill::Values(a),
+        ),
+        TensorSpec::new(
+            format!("{p}{}.lora_B.weight", Q.trim_end_matches(".weight")),
+            Dtype::F32,
+            &[out, 3],
+            Fill::Values(b),
+        ),
+        TensorSpec::new(
+            format!("{p}model.layers.9.mlp.up_proj.lora_A.weight"),
+            Dtype::F32,
+            &[3, 8],
+            Fill::Pattern,
+        ),
+        TensorSpec::new(
+            format!("{p}model.layers.9.mlp.up_proj.lora_B.weight"),
+            Dtype::F32,
+            &[8, 3],
+            Fill::Pattern,
+        ),
+        TensorSpec::new(
+            format!("{p}lm_head.weight"),
+            Dtype::F32,
+            &[4, 4],
+            Fill::Pattern,
+        ),
+    ];
+    std::fs::create_dir_all(dir.join("lora")).unwrap();
+    tpa_testkit::write_safetensors(&dir.join("lora/adapter_model.safetensors"), &tensors).unwrap();
+    std::fs::write(
+        dir.join("lora/adapter_config.json"),
+        r#"{"peft_type": "LORA", "r": 3, "lora_alpha": 6, "target_modules": ["q_proj", "up_proj"]}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_adapters_delta_has_its_closed_form_spectrum_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let q_fro = twins(dir.path());
+    adapter(dir.path());
+    let out = dir.path().join("lora.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .args(["--base", dir.path().join("base").to_str().unwrap()])
+        .args(["--adapter", dir.path().join("lora").to_str().unwrap()])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--no-gpu",
+            "-q",
+            "--lora-ranks",
+            "1,2,8",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = j["matrices"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "one module maps to the base: {rows:?}");
+    let q = &rows[0];
+    assert_eq!(q["param_name"], Q);
+    // scale = 6 / 3 = 2: σ(ΔW) = 12, 8, 4; energies 144, 64, 16 of 224.
+    assert_eq!(q["delta_rank"], 3);
+    assert_eq!(
+        (
+            q["delta_svd_50_percent_rank"].as_u64(),
+            q["delta_svd_90_percent_rank"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let f = |k: &str| q[k].as_f64().unwrap();
+    assert!(close(f("delta_spectral_norm"), 12.0));
+    assert!(close(f("rel_fro"), 224f64.sqrt() / q_fro));
+    assert!(close(f("lora_fit_err_1"), (80.0f64 / 224.0).sqrt()));
+    assert!(close(f("lora_fit_err_2"), (16.0f64 / 224.0).sqrt()));
+    assert!(close(f("mean_abs_delta"), 24.0 / (320.0 * 320.0)));
+    assert_eq!(q["changed"], 3);
+    assert!(q["alpha_model"].is_null() && q["spectral_norm_model"].is_null());
+    let unmapped = j["summary"]["adapter_unmapped"].as_array().unwrap();
+    assert_eq!(unmapped.len(), 2, "{unmapped:?}");
+    assert!(
+        unmapped
+            .iter()
+            .any(|u| u == "base_model.model.lm_head.weight")
+    );
+    assert!(unmapped.iter().any(|u| {
+        u.as_str()
+            .unwrap()
+            .starts_with("model.layers.9.mlp.up_proj")
+    }));
+}

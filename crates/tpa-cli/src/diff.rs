@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tpa_core::model::{Model, Reading};
+use tpa_core::analyses::diff::LoraUpdate;
+use tpa_core::model::{Adapter, Model, Reading};
 use tpa_core::records::{DiffRecord, DiffRow, DiffStatus, RunInfo, sort_by_layer};
 use tpa_core::tensors::{MatrixView, TensorView};
 use tpa_core::writers::write_table;
@@ -19,6 +20,7 @@ Examples:
   tpa-diff --base data/models/meta-llama/Llama-3.1-8B --model data/models/org/tuned --out diff.csv
   tpa-diff --base base/ --model tuned/ --out diff.json --only '*self_attn*' --lora-ranks 4,16,64
   tpa-diff --base base/ --model tuned/ --out diff.csv --resume        # after an interruption
+  tpa-diff --base data/models/meta-llama/Llama-3.1-8B --adapter my-lora/ --out lora.csv
 
 Tensors are matched by name. For every matrix both checkpoints hold with the same shape,
 ΔW = W_model − W_base is formed exactly in f64 from the stored (or dequantized) values and
@@ -33,6 +35,13 @@ spectrum), alpha, stable rank and spectral norm of base and model, delta_spectra
 numel, changed, nan_inf_count, skipped, seconds, created_at. A pair with NaN/Inf keeps its
 element-wise columns, with a warning. Tensors only one side has, and shape mismatches, get
 rows with their status and are listed in the summary.
+
+--adapter DIR reads a PEFT LoRA adapter (r, lora_alpha, rank_pattern/alpha_pattern,
+use_rslora, fan_in_fan_out, lora_embedding_A/B; DoRA is refused): ΔW = scale·B·A, its
+singular values exact from the r×r core of two thin QRs (ΔW is formed only, row by row,
+for the element-wise columns); the model-side columns stay empty, since the updated
+weights are stored nowhere. Adapter tensors that map to no base weight are listed in the
+summary (adapter_unmapped).
 
 Progress is saved to FILE.partial.jsonl as each matrix finishes; --resume continues.";
 
@@ -50,8 +59,19 @@ pub struct Args {
     pub base: PathBuf,
 
     /// The fine-tuned checkpoint: a model directory or .safetensors file.
-    #[arg(long, visible_alias = "model-path", value_name = "PATH")]
-    pub model: PathBuf,
+    #[arg(
+        long,
+        visible_alias = "model-path",
+        value_name = "PATH",
+        required_unless_present = "adapter",
+        conflicts_with = "adapter"
+    )]
+    pub model: Option<PathBuf>,
+
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) instead
+    /// of --model: ΔW = scale·B·A per module, its spectrum exact from the r×r core.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
 
     /// Written to the model_id column, e.g. org/my-fine-tune.
     #[arg(long = "model-id", visible_alias = "model_id", value_name = "ID")]
@@ -100,10 +120,26 @@ pub fn main() -> std::process::ExitCode {
     crate::exit_code(run(&args))
 }
 
+/// One comparison to compute.
+enum Work<'m> {
+    /// The same matrix of both checkpoints.
+    Pair(MatrixView<'m>, MatrixView<'m>),
+    /// A base matrix and an adapter's update of it (with the factors' dtype).
+    Lora(MatrixView<'m>, LoraUpdate, String),
+}
+
+impl Work<'_> {
+    fn base(&self) -> &MatrixView<'_> {
+        match self {
+            Work::Pair(b, _) | Work::Lora(b, ..) => b,
+        }
+    }
+}
+
 /// The matched matrices of the two checkpoints, and the rows of what did
 /// not match.
 struct Matching<'m> {
-    pairs: Vec<(MatrixView<'m>, MatrixView<'m>)>,
+    pairs: Vec<Work<'m>>,
     listed: Vec<DiffRecord>,
     /// Every row's matrix name, in the model's storage order (the base's
     /// own tensors after).
@@ -118,14 +154,28 @@ pub fn run(args: &Args) -> Result<()> {
         Reading::Dequantized
     };
     let base = Model::open_with(&args.base, reading).context("cannot open the base")?;
-    let model = Model::open_with(&args.model, reading).context("cannot open the model")?;
+    let (model, adapter) = match (&args.model, &args.adapter) {
+        (Some(path), _) => (
+            Some(Model::open_with(path, reading).context("cannot open the model")?),
+            None,
+        ),
+        (None, Some(dir)) => (
+            None,
+            Some(Adapter::open(dir).context("cannot open the adapter")?),
+        ),
+        (None, None) => bail!("give --model PATH or --adapter DIR"),
+    };
     let engine = args.spectrum.engine(args.quiet)?;
-    let matching = match_tensors(args, &base, &model)?;
+    let (matching, unmapped) = match (&model, &adapter) {
+        (Some(model), _) => (match_tensors(args, &base, model)?, Vec::new()),
+        (_, Some(adapter)) => match_adapter(args, &base, adapter)?,
+        _ => unreachable!("one of --model and --adapter is given"),
+    };
     if matching.pairs.is_empty() {
         bail!(
             "{} and {} have no matrix in common (same name and shape): different architectures?{}",
             args.base.display(),
-            args.model.display(),
+            other_path(args).display(),
             if args.only.is_empty() && args.skip.is_empty() {
                 ""
             } else {
@@ -136,7 +186,7 @@ pub fn run(args: &Args) -> Result<()> {
     let header = serde_json::json!({
         "tpa": "tpa-diff partial results",
         "base_path": args.base.display().to_string(),
-        "model_path": args.model.display().to_string(),
+        "model_path": other_path(args).display().to_string(),
         "rank_rtol": args.spectrum.rank_rtol,
         "lora_ranks": args.lora_ranks,
         "raw": args.raw,
@@ -144,10 +194,10 @@ pub fn run(args: &Args) -> Result<()> {
     let journal_path = common::journal_path(&args.output.out);
     let mut rows = runs::Rows::<DiffRecord>::open(&journal_path, &header, args.resume)?;
     let done: HashSet<String> = rows.records.iter().map(DiffRecord::matrix_name).collect();
-    let todo: Vec<&(MatrixView<'_>, MatrixView<'_>)> = matching
+    let todo: Vec<&Work<'_>> = matching
         .pairs
         .iter()
-        .filter(|(_, m)| !done.contains(&m.name()))
+        .filter(|w| !done.contains(&w.base().name()))
         .collect();
     if !done.is_empty() && !args.quiet {
         eprintln!(
@@ -159,11 +209,18 @@ pub fn run(args: &Args) -> Result<()> {
     let lora_ranks = &args.lora_ranks;
     let result = matrices::run_items(
         &todo,
-        |(_, m)| 3 * matrices::work_units(m),
-        |(_, m)| 2 * matrices::memory(m),
+        |w| 3 * matrices::work_units(w.base()),
+        |w| 2 * matrices::memory(w.base()),
         args.spectrum.limits(),
         args.quiet,
-        |(b, m)| Ok(DiffRecord::compute(b, m, &engine, lora_ranks)?),
+        |w| {
+            Ok(match w {
+                Work::Pair(b, m) => DiffRecord::compute(b, m, &engine, lora_ranks)?,
+                Work::Lora(b, update, dtype) => {
+                    DiffRecord::compute_lora(b, update, dtype.clone(), &engine, lora_ranks)?
+                }
+            })
+        },
         |record| {
             if let Some(reason) = &record.skipped {
                 eprintln!(
@@ -192,7 +249,7 @@ pub fn run(args: &Args) -> Result<()> {
         )
     });
     let run = RunInfo::now(
-        args.model.display().to_string(),
+        other_path(args).display().to_string(),
         args.model_id.clone().unwrap_or_default(),
         String::new(),
     );
@@ -206,7 +263,13 @@ pub fn run(args: &Args) -> Result<()> {
             record,
         })
         .collect();
-    let summary = summary(args, &run, &records);
+    let mut summary = summary(args, &run, &records);
+    if args.adapter.is_some() {
+        summary["adapter_unmapped"] = unmapped.into();
+        summary["model_side"] =
+            "not computed for an adapter: the updated weights are not stored anywhere to read"
+                .into();
+    }
     write_table(&args.output.out, format, &table, "matrices", Some(&summary))?;
     drop(rows);
     runs::remove_all(&[journal_path.as_path()])?;
@@ -262,7 +325,7 @@ fn match_tensors<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<M
         t.check_decodable()?;
         for (bm, mm) in MatrixView::split(*b).into_iter().zip(MatrixView::split(t)) {
             matching.names.push(mm.name());
-            matching.pairs.push((bm, mm));
+            matching.pairs.push(Work::Pair(bm, mm));
         }
     }
     for b in base.tensors().filter(selected) {
@@ -273,6 +336,83 @@ fn match_tensors<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<M
         }
     }
     Ok(matching)
+}
+
+/// The path the rows name as the model: --model, or --adapter.
+fn other_path(args: &Args) -> &std::path::Path {
+    args.model
+        .as_deref()
+        .or(args.adapter.as_deref())
+        .unwrap_or(std::path::Path::new(""))
+}
+
+/// Pairs each adapter module with its base weight. Returns the matching
+/// and the adapter tensors that map to nothing (modules the base lacks,
+/// tensors that are not LoRA factors).
+fn match_adapter<'m>(
+    args: &Args,
+    base: &'m Model,
+    adapter: &Adapter,
+) -> Result<(Matching<'m>, Vec<String>)> {
+    let mut matching = Matching {
+        pairs: Vec::new(),
+        listed: Vec::new(),
+        names: Vec::new(),
+    };
+    let mut unmapped = adapter.unmapped.clone();
+    let selected = |name: &str| {
+        (args.only.is_empty() || args.only.iter().any(|p| p.matches(name)))
+            && !args.skip.iter().any(|p| p.matches(name))
+    };
+    let factor = |name: &str| -> Result<(Vec<f64>, Vec<usize>, String)> {
+        let t = adapter.model.tensor(name)?;
+        let mut values = vec![0.0; t.numel()];
+        t.decode_into(0, &mut values)?;
+        Ok((values, t.shape().to_vec(), t.code_type()))
+    };
+    let by_target: HashMap<&str, &tpa_core::model::LoraModule> = adapter
+        .modules
+        .iter()
+        .map(|m| (m.target.as_str(), m))
+        .collect();
+    for m in &adapter.modules {
+        if base.tensor(&m.target).is_err() {
+            unmapped.push(format!("{} (no {} in the base)", m.module, m.target));
+        }
+    }
+    // In the base's storage order.
+    for t in base.tensors().filter(|t| selected(t.name())) {
+        let Some(m) = by_target.get(t.name()) else {
+            continue;
+        };
+        let ((a, a_shape, dtype), (b, b_shape, _)) = (factor(&m.a)?, factor(&m.b)?);
+        let update = LoraUpdate {
+            b,
+            a,
+            out: b_shape[0],
+            rank: m.rank,
+            inp: a_shape[1],
+            scale: m.scale,
+            transposed: m.transposed,
+        };
+        t.check_decodable()?;
+        let view = MatrixView::whole(t);
+        matching.names.push(view.name());
+        if view.shape() != update.shape() {
+            let mut row = DiffRecord::listed(&view, DiffStatus::ShapeMismatch);
+            row.skipped = Some(format!(
+                "the base's {:?} and the adapter's ΔW {:?} (B {:?} · A {:?})",
+                view.shape(),
+                update.shape(),
+                b_shape,
+                a_shape
+            ));
+            matching.listed.push(row);
+            continue;
+        }
+        matching.pairs.push(Work::Lora(view, update, dtype));
+    }
+    Ok((matching, unmapped))
 }
 
 /// The JSON summary: what did not match, and the changes per block type
@@ -302,6 +442,7 @@ fn summary(args: &Args, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Va
     serde_json::json!({
         "base_path": args.base.display().to_string(),
         "model_path": run.model_path,
+        "adapter": args.adapter.as_ref().map(|a| a.display().to_string()),
         "model_id": run.model_id,
         "created_at": run.created_at,
         "rank_rtol": args.spectrum.rank_rtol,

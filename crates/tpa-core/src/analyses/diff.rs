@@ -154,14 +154,129 @@ pub fn lora_singular_values(
     Ok(values)
 }
 
+/// A LoRA update of one base matrix: ΔW = scale·B·A (B out × r, A r × in,
+/// row-major f64), or its transpose when the base stores the layer as
+/// in × out (`fan_in_fan_out`, embeddings).
+#[derive(Debug, Clone)]
+pub struct LoraUpdate {
+    pub b: Vec<f64>,
+    pub a: Vec<f64>,
+    pub out: usize,
+    pub rank: usize,
+    pub inp: usize,
+    pub scale: f64,
+    pub transposed: bool,
+}
+
+impl LoraUpdate {
+    /// The shape ΔW has in the base's layout.
+    pub fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.inp, self.out)
+        } else {
+            (self.out, self.inp)
+        }
+    }
+
+    /// Row `i` of ΔW in the base's layout, into `row`.
+    fn row(&self, i: usize, row: &mut [f64]) {
+        row.fill(0.0);
+        let (r, inp) = (self.rank, self.inp);
+        if self.transposed {
+            // ΔWᵀ[i, j] = scale · Σ_k B[j, k] · A[k, i]
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = self.scale
+                    * (0..r)
+                        .map(|k| self.b[j * r + k] * self.a[k * inp + i])
+                        .sum::<f64>();
+            }
+        } else {
+            for k in 0..r {
+                let coef = self.scale * self.b[i * r + k];
+                for (v, &a) in row.iter_mut().zip(&self.a[k * inp..(k + 1) * inp]) {
+                    *v += coef * a;
+                }
+            }
+        }
+    }
+}
+
+/// A base matrix compared with itself after a LoRA update: the
+/// element-wise facts (ΔW formed row by row, O(out·in·r)), ΔW's exact
+/// spectrum from [`lora_singular_values`] (ΔW never formed for it), the
+/// base's spectrum, and the LoRA fit errors. The updated matrix's own
+/// spectrum is not computed (it is not stored anywhere to read).
+pub fn diff_lora(
+    base: &MatrixView<'_>,
+    update: &LoraUpdate,
+    engine: &Engine,
+    lora_ranks: &[usize],
+) -> std::result::Result<MatrixDiff, DiffError> {
+    let (rows, cols) = base.shape();
+    if update.shape() != (rows, cols) {
+        return Err(DiffError::Input(Error::ShapeMismatch {
+            tensor: base.name(),
+            reason: format!(
+                "{:?} in the base, the adapter's ΔW is {:?}",
+                (rows, cols),
+                update.shape()
+            ),
+        }));
+    }
+    let mut stats = DeltaStats::default();
+    let (mut w, mut d) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    for i in 0..rows {
+        base.decode_row_segment(i, 0, &mut w)?;
+        update.row(i, &mut d);
+        for (&x, &dx) in w.iter().zip(&d) {
+            stats.numel += 1;
+            if !(x.is_finite() && dx.is_finite()) {
+                stats.nonfinite += 1;
+                continue;
+            }
+            stats.changed += u64::from(x + dx != x);
+            stats.base_sq += x * x;
+            stats.delta_sq += dx * dx;
+            stats.abs_sum += dx.abs();
+        }
+    }
+    if stats.nonfinite > 0 {
+        return Err(DiffError::NonFinite(stats));
+    }
+    let rtol = engine.options().rank_rtol;
+    let base_values = match engine.spectrum(base) {
+        Ok(s) => s.values,
+        Err(BackendError::Input(e)) => return Err(DiffError::Input(e)),
+        Err(other) => return Err(DiffError::Spectrum(other.to_string())),
+    };
+    let delta_values = lora_singular_values(
+        &update.b,
+        &update.a,
+        update.out,
+        update.rank,
+        update.inp,
+        update.scale,
+    )
+    .map_err(DiffError::Spectrum)?;
+    Ok(MatrixDiff::new(
+        stats,
+        SpectralMetrics::new(&base_values, rtol),
+        None,
+        delta_values,
+        rtol,
+        lora_ranks,
+    ))
+}
+
 /// Everything that is compared for one pair of matrices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixDiff {
     pub stats: DeltaStats,
-    /// The spectra's metrics: ΔW's, the base's and the model's.
+    /// The spectra's metrics: ΔW's, the base's and the model's (none for
+    /// a LoRA update, see [`diff_lora`]).
     pub delta: SpectralMetrics,
     pub base: SpectralMetrics,
-    pub model: SpectralMetrics,
+    pub model: Option<SpectralMetrics>,
     /// ‖ΔW‖₂ / ‖W_base‖₂; `None` for a zero base.
     pub rel_spec: Option<f64>,
     /// [`lora_fit_error`] for each requested rank, in the order given.
@@ -210,22 +325,37 @@ pub fn diff_matrices(
         Err(other) => Err(DiffError::Spectrum(other.to_string())),
     };
     let delta_values = spectrum(&delta_view)?;
-    let (base_metrics, model_metrics) = (
-        SpectralMetrics::new(&spectrum(base)?, rtol),
-        SpectralMetrics::new(&spectrum(model)?, rtol),
-    );
-    let delta = SpectralMetrics::new(&delta_values, rtol);
-    Ok(MatrixDiff {
+    Ok(MatrixDiff::new(
         stats,
-        rel_spec: (base_metrics.spectral_norm > 0.0)
-            .then(|| delta.spectral_norm / base_metrics.spectral_norm),
-        lora_fit: lora_ranks
-            .iter()
-            .map(|&r| (r, lora_fit_error(&delta_values, r)))
-            .collect(),
-        delta,
-        base: base_metrics,
-        model: model_metrics,
+        SpectralMetrics::new(&spectrum(base)?, rtol),
+        Some(SpectralMetrics::new(&spectrum(model)?, rtol)),
         delta_values,
-    })
+        rtol,
+        lora_ranks,
+    ))
+}
+
+impl MatrixDiff {
+    fn new(
+        stats: DeltaStats,
+        base: SpectralMetrics,
+        model: Option<SpectralMetrics>,
+        delta_values: Vec<f64>,
+        rank_rtol: f64,
+        lora_ranks: &[usize],
+    ) -> MatrixDiff {
+        let delta = SpectralMetrics::new(&delta_values, rank_rtol);
+        MatrixDiff {
+            stats,
+            rel_spec: (base.spectral_norm > 0.0).then(|| delta.spectral_norm / base.spectral_norm),
+            lora_fit: lora_ranks
+                .iter()
+                .map(|&r| (r, lora_fit_error(&delta_values, r)))
+                .collect(),
+            delta,
+            base,
+            model,
+            delta_values,
+        }
+    }
 }

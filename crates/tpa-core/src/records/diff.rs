@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Cell, Record, RunInfo};
 use crate::analyses::classify::{Placement, classify};
-use crate::analyses::diff::{DeltaStats, DiffError, MatrixDiff, diff_matrices};
+use crate::analyses::diff::{
+    DeltaStats, DiffError, LoraUpdate, MatrixDiff, diff_lora, diff_matrices,
+};
 use crate::analyses::spectrum::Engine;
 use crate::analyses::spectrum::metrics::SpectralMetrics;
 use crate::error::Result;
@@ -43,9 +45,10 @@ pub struct DiffSpectra {
     pub rel_spec: Option<f64>,
     /// (rank, ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F) per `--lora-ranks`.
     pub lora_fit: Vec<(usize, Option<f64>)>,
+    /// Base and model; the model's are empty for a LoRA adapter.
     pub alpha: [Option<f64>; 2],
     pub stable_rank: [Option<f64>; 2],
-    pub spectral_norm: [f64; 2],
+    pub spectral_norm: [Option<f64>; 2],
 }
 
 impl DiffSpectra {
@@ -62,9 +65,15 @@ impl DiffSpectra {
             delta_spectral_norm: d.delta.spectral_norm,
             rel_spec: d.rel_spec,
             lora_fit: d.lora_fit.clone(),
-            alpha: [alpha(&d.base), alpha(&d.model)],
-            stable_rank: [d.base.stable_rank, d.model.stable_rank],
-            spectral_norm: [d.base.spectral_norm, d.model.spectral_norm],
+            alpha: [alpha(&d.base), d.model.as_ref().and_then(alpha)],
+            stable_rank: [
+                d.base.stable_rank,
+                d.model.as_ref().and_then(|m| m.stable_rank),
+            ],
+            spectral_norm: [
+                Some(d.base.spectral_norm),
+                d.model.as_ref().map(|m| m.spectral_norm),
+            ],
         }
     }
 }
@@ -99,20 +108,42 @@ impl DiffRecord {
         let start = std::time::Instant::now();
         let mut record = DiffRecord::listed(model, DiffStatus::Compared);
         record.base_dtype = base.tensor().code_type();
-        match diff_matrices(base, model, engine, lora_ranks) {
+        record.absorb(diff_matrices(base, model, engine, lora_ranks))?;
+        record.seconds = start.elapsed().as_secs_f64();
+        Ok(record)
+    }
+
+    /// Compares the base matrix `base` with itself after the LoRA `update`.
+    pub fn compute_lora(
+        base: &MatrixView<'_>,
+        update: &LoraUpdate,
+        adapter_dtype: String,
+        engine: &Engine,
+        lora_ranks: &[usize],
+    ) -> Result<DiffRecord> {
+        let start = std::time::Instant::now();
+        let mut record = DiffRecord::listed(base, DiffStatus::Compared);
+        record.base_dtype = base.tensor().code_type();
+        record.model_dtype = adapter_dtype;
+        record.absorb(diff_lora(base, update, engine, lora_ranks))?;
+        record.seconds = start.elapsed().as_secs_f64();
+        Ok(record)
+    }
+
+    fn absorb(&mut self, diff: std::result::Result<MatrixDiff, DiffError>) -> Result<()> {
+        match diff {
             Ok(d) => {
-                record.stats = Some(d.stats);
-                record.spectra = Some(DiffSpectra::of(&d));
+                self.stats = Some(d.stats);
+                self.spectra = Some(DiffSpectra::of(&d));
             }
             Err(DiffError::Input(e)) => return Err(e),
             Err(DiffError::NonFinite(stats)) => {
-                record.stats = Some(stats);
-                record.skipped = Some(DiffError::NonFinite(stats).to_string());
+                self.stats = Some(stats);
+                self.skipped = Some(DiffError::NonFinite(stats).to_string());
             }
-            Err(e @ DiffError::Spectrum(_)) => record.skipped = Some(e.to_string()),
+            Err(e @ DiffError::Spectrum(_)) => self.skipped = Some(e.to_string()),
         }
-        record.seconds = start.elapsed().as_secs_f64();
-        Ok(record)
+        Ok(())
     }
 
     /// A row without numbers for `matrix` (a tensor only one side has, or
@@ -256,8 +287,8 @@ impl Record for DiffRow<'_> {
             Cell::opt_float(sp.and_then(|s| s.alpha[1])),
             Cell::opt_float(sp.and_then(|s| s.stable_rank[0])),
             Cell::opt_float(sp.and_then(|s| s.stable_rank[1])),
-            Cell::opt_float(sp.map(|s| s.spectral_norm[0])),
-            Cell::opt_float(sp.map(|s| s.spectral_norm[1])),
+            Cell::opt_float(sp.and_then(|s| s.spectral_norm[0])),
+            Cell::opt_float(sp.and_then(|s| s.spectral_norm[1])),
             Cell::opt_float(sp.map(|s| s.delta_spectral_norm)),
             Cell::opt_uint(st.map(|s| s.numel)),
             Cell::opt_uint(st.map(|s| s.changed)),
