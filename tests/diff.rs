@@ -291,3 +291,82 @@ fn an_adapters_delta_has_its_closed_form_spectrum_and_errors() {
             .starts_with("model.layers.9.mlp.up_proj")
     }));
 }
+
+/// tests/fixtures/diff (made with tests/golden/make_diff_golden.py) against
+/// numpy's float64 answers in tests/golden/diff.json.
+#[test]
+fn the_committed_pair_agrees_with_numpy() {
+    let root = common::workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("golden.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .args([
+            "--base",
+            root.join("tests/fixtures/diff/base.safetensors")
+                .to_str()
+                .unwrap(),
+        ])
+        .args([
+            "--model",
+            root.join("tests/fixtures/diff/tuned.safetensors")
+                .to_str()
+                .unwrap(),
+        ])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--lora-ranks",
+            "1,2,4,8",
+            "--no-gpu",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/golden/diff.json")).unwrap())
+            .unwrap();
+    let golden = golden["tensors"].as_object().unwrap();
+    let rows = ours["matrices"].as_array().unwrap();
+    assert_eq!(rows.len(), golden.len());
+    let agree = |name: &str, key: &str, a: &serde_json::Value, b: &serde_json::Value| match (
+        a.as_f64(),
+        b.as_f64(),
+    ) {
+        (Some(x), Some(y)) => assert!(
+            (x - y).abs() <= 1e-9 * y.abs(),
+            "{name} {key}: {x} vs numpy {y}"
+        ),
+        _ => assert_eq!(a.is_null(), b.is_null(), "{name} {key}: {a} vs numpy {b}"),
+    };
+    for row in rows {
+        let name = row["param_name"].as_str().unwrap();
+        let g = &golden[name];
+        for key in [
+            "rel_fro",
+            "rel_spec",
+            "mean_abs_delta",
+            "changed_frac",
+            "delta_stable_rank",
+        ] {
+            agree(name, key, &row[key], &g[key]);
+        }
+        for key in [
+            "delta_rank",
+            "delta_svd_50_percent_rank",
+            "delta_svd_90_percent_rank",
+            "delta_svd_99_percent_rank",
+        ] {
+            assert_eq!(row[key], g[key], "{name} {key}");
+        }
+        for r in ["1", "2", "4", "8"] {
+            agree(
+                name,
+                r,
+                &row[format!("lora_fit_err_{r}")],
+                &g["lora_fit_err"][r],
+            );
+        }
+    }
+}
