@@ -370,3 +370,27 @@ fn the_committed_pair_agrees_with_numpy() {
         }
     }
 }
+
+#[test]
+fn three_diff_shards_merged_give_the_rows_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    twins(dir.path());
+    let sharded = dir.path().join("sharded.csv");
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        assert_success(&diff(dir.path(), &sharded, &["--shard", &shard]));
+        assert!(!sharded.exists(), "a shard wrote the output");
+    }
+    let merged = common::merge(&[sharded.to_str().unwrap()]);
+    assert_success(&merged);
+    assert!(
+        stderr(&merged).contains("merged 3 shards: 23 rows"),
+        "{}",
+        stderr(&merged)
+    );
+    let single = dir.path().join("single.csv");
+    assert_success(&diff(dir.path(), &single, &[]));
+    let (sharded, single) = (Table::read(&sharded), Table::read(&single));
+    assert_eq!(sharded.columns, single.columns);
+    assert_eq!(common::comparable(&sharded), common::comparable(&single));
+}

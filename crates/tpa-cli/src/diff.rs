@@ -109,6 +109,11 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
+    /// Compute only shard I of N of the matrices, or `auto` (as tpa-transformer --shard);
+    /// rows go to FILE.parts/, then `tpa-merge FILE`.
+    #[arg(long, value_name = "I/N|auto", value_parser = crate::transformer::parse_shard)]
+    pub shard: Option<tpa_core::analyses::shard::RunShard>,
+
     /// No progress bar and no console summary; errors and warnings still go to stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -183,27 +188,60 @@ pub fn run(args: &Args) -> Result<()> {
             }
         );
     }
-    let header = serde_json::json!({
+    let labels = Labels {
+        base_path: args.base.display().to_string(),
+        model_path: other_path(args).display().to_string(),
+        model_id: args.model_id.clone().unwrap_or_default(),
+        adapter: args.adapter.as_ref().map(|a| a.display().to_string()),
+        unmapped,
+        rank_rtol: args.spectrum.rank_rtol,
+        lora_ranks: args.lora_ranks.clone(),
+    };
+    let mut header = serde_json::json!({
         "tpa": "tpa-diff partial results",
-        "base_path": args.base.display().to_string(),
-        "model_path": other_path(args).display().to_string(),
+        "base_path": labels.base_path,
+        "model_path": labels.model_path,
         "rank_rtol": args.spectrum.rank_rtol,
         "lora_ranks": args.lora_ranks,
         "raw": args.raw,
     });
-    let journal_path = common::journal_path(&args.output.out);
+    let out = &args.output.out;
+    let all: Vec<&Work<'_>> = matching.pairs.iter().collect();
+    let (journal_path, mine) = match args.shard {
+        None => (common::journal_path(out), all),
+        Some(shard) => {
+            header["shard"] = shard.to_string().into();
+            let names: Vec<String> = all.iter().map(|w| w.base().name()).collect();
+            let costs: Vec<u64> = all
+                .iter()
+                .map(|w| 3 * matrices::work_units(w.base()))
+                .collect();
+            let (items, mine) = runs::share(&all, &names, &costs, shard);
+            let mut fields = serde_json::json!({
+                "options": {"rank_rtol": args.spectrum.rank_rtol, "lora_ranks": args.lora_ranks, "raw": args.raw},
+                "labels": labels,
+                // The rows without numbers, and every row's place, for tpa-merge.
+                "listed": matching.listed,
+                "names": matching.names,
+            });
+            fields["items"] = items["items"].clone();
+            if !runs::plan_shard(out, "tpa-diff", shard, fields)? {
+                return Ok(());
+            }
+            (tpa_core::writers::Parts::of(out).journal_path(shard), mine)
+        }
+    };
     let mut rows = runs::Rows::<DiffRecord>::open(&journal_path, &header, args.resume)?;
     let done: HashSet<String> = rows.records.iter().map(DiffRecord::matrix_name).collect();
-    let todo: Vec<&Work<'_>> = matching
-        .pairs
-        .iter()
+    let todo: Vec<&Work<'_>> = mine
+        .into_iter()
         .filter(|w| !done.contains(&w.base().name()))
         .collect();
     if !done.is_empty() && !args.quiet {
         eprintln!(
             "resuming: {} of {} matrices already compared",
             done.len(),
-            matching.pairs.len()
+            done.len() + todo.len()
         );
     }
     let lora_ranks = &args.lora_ranks;
@@ -232,11 +270,42 @@ pub fn run(args: &Args) -> Result<()> {
         },
     );
     result.with_context(|| rows.stopped("matrices"))?;
-
+    if let Some(shard) = args.shard {
+        return runs::finish_shard(out, shard, rows.records.len(), args.quiet);
+    }
     let mut records = std::mem::take(&mut rows.records);
     records.extend(matching.listed);
-    let position: HashMap<&str, usize> = matching
-        .names
+    write_diff(out, format, &labels, records, &matching.names, args.quiet)?;
+    drop(rows);
+    runs::remove_all(&[journal_path.as_path()])
+}
+
+/// What the rows and the summary say of the run besides the comparisons.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Labels {
+    pub base_path: String,
+    /// --model, or the adapter folder.
+    pub model_path: String,
+    pub model_id: String,
+    pub adapter: Option<String>,
+    /// Adapter tensors that map to no base weight.
+    pub unmapped: Vec<String>,
+    pub rank_rtol: f64,
+    pub lora_ranks: Vec<usize>,
+}
+
+/// Writes the output of a whole run (or of merged shards): `records` put in
+/// the order of `names` (storage order) by layer, the summary, and the
+/// console list.
+pub(crate) fn write_diff(
+    out: &std::path::Path,
+    format: tpa_core::writers::Format,
+    labels: &Labels,
+    mut records: Vec<DiffRecord>,
+    names: &[String],
+    quiet: bool,
+) -> Result<()> {
+    let position: HashMap<&str, usize> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
@@ -249,37 +318,24 @@ pub fn run(args: &Args) -> Result<()> {
         )
     });
     let run = RunInfo::now(
-        other_path(args).display().to_string(),
-        args.model_id.clone().unwrap_or_default(),
+        labels.model_path.clone(),
+        labels.model_id.clone(),
         String::new(),
     );
-    let base_path = args.base.display().to_string();
     let table: Vec<DiffRow<'_>> = records
         .iter()
         .map(|record| DiffRow {
             run: &run,
-            base_path: &base_path,
-            lora_ranks,
+            base_path: &labels.base_path,
+            lora_ranks: &labels.lora_ranks,
             record,
         })
         .collect();
-    let mut summary = summary(args, &run, &records);
-    if args.adapter.is_some() {
-        summary["adapter_unmapped"] = unmapped.into();
-        summary["model_side"] =
-            "not computed for an adapter: the updated weights are not stored anywhere to read"
-                .into();
-    }
-    write_table(&args.output.out, format, &table, "matrices", Some(&summary))?;
-    drop(rows);
-    runs::remove_all(&[journal_path.as_path()])?;
-    if !args.quiet {
+    let summary = summary(labels, &run, &records);
+    write_table(out, format, &table, "matrices", Some(&summary))?;
+    if !quiet {
         print!("{}", console(&records));
-        println!(
-            "Wrote {} rows to {}",
-            table.len(),
-            args.output.out.display()
-        );
+        println!("Wrote {} rows to {}", table.len(), out.display());
     }
     Ok(())
 }
@@ -417,7 +473,7 @@ fn match_adapter<'m>(
 
 /// The JSON summary: what did not match, and the changes per block type
 /// and per layer (mean and largest rel_fro, median ΔW 90%-energy rank ratio).
-fn summary(args: &Args, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Value {
+fn summary(labels: &Labels, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Value {
     let named = |status: DiffStatus| -> Vec<String> {
         records
             .iter()
@@ -439,14 +495,14 @@ fn summary(args: &Args, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Va
             .map(|(k, rs)| (k, aggregate(&rs)))
             .collect::<serde_json::Map<_, _>>()
     };
-    serde_json::json!({
-        "base_path": args.base.display().to_string(),
+    let mut summary = serde_json::json!({
+        "base_path": labels.base_path,
         "model_path": run.model_path,
-        "adapter": args.adapter.as_ref().map(|a| a.display().to_string()),
+        "adapter": labels.adapter,
         "model_id": run.model_id,
         "created_at": run.created_at,
-        "rank_rtol": args.spectrum.rank_rtol,
-        "lora_ranks": args.lora_ranks,
+        "rank_rtol": labels.rank_rtol,
+        "lora_ranks": labels.lora_ranks,
         "matrices_compared": compared.len(),
         "only_in_base": named(DiffStatus::OnlyInBase),
         "only_in_model": named(DiffStatus::OnlyInModel),
@@ -454,7 +510,14 @@ fn summary(args: &Args, run: &RunInfo, records: &[DiffRecord]) -> serde_json::Va
         "by_block_type": by(&|r| r.placement.block_type.as_str().to_owned()),
         "by_layer": by(&|r| r.placement.layer_index.map_or("none".into(), |l| l.to_string())),
         "tpa_version": env!("CARGO_PKG_VERSION"),
-    })
+    });
+    if labels.adapter.is_some() {
+        summary["adapter_unmapped"] = labels.unmapped.clone().into();
+        summary["model_side"] =
+            "not computed for an adapter: the updated weights are not stored anywhere to read"
+                .into();
+    }
+    summary
 }
 
 fn aggregate(records: &[&DiffRecord]) -> serde_json::Value {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use tpa_core::analyses::shard::RunShard;
 use tpa_core::model::ModelConfig;
 use tpa_core::records::{
-    AnalyzeRecord, ModelSummary, Quantization, RunInfo, TransformerRecord, rows,
+    AnalyzeRecord, DiffRecord, ModelSummary, Quantization, RunInfo, TransformerRecord, rows,
 };
 use tpa_core::writers::{Format, Journal, Parts, write_spectra, write_table};
 
@@ -94,6 +94,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if plan["tpa"] == "tpa-analyze shard plan" {
         return merge_analyze(args, format, &parts, &plan, count);
+    }
+    if plan["tpa"] == "tpa-diff shard plan" {
+        return merge_diff(args, format, &parts, &plan, count);
     }
     let (mut records, names, quantization) =
         shard_rows(&parts, &plan, count, |r: &TransformerRecord| {
@@ -249,6 +252,37 @@ fn merge_analyze(
         ),
         None => Ok(()),
     }
+}
+
+/// tpa-merge of a `tpa-diff --shard` run: the compared rows of every shard
+/// and the plan's rows without numbers, in the order of a single run.
+fn merge_diff(
+    args: &Args,
+    format: tpa_core::writers::Format,
+    parts: &Parts,
+    plan: &serde_json::Value,
+    count: usize,
+) -> Result<()> {
+    if args.report.is_some() {
+        bail!("tpa-diff has no report yet; merge without --report");
+    }
+    let (mut records, _, _) = shard_rows(parts, plan, count, |r: &DiffRecord| r.matrix_name())?;
+    let broken = || format!("{} is not a tpa-diff plan", parts.plan_path().display());
+    let labels: crate::diff::Labels =
+        serde_json::from_value(plan["labels"].clone()).with_context(broken)?;
+    let listed: Vec<DiffRecord> =
+        serde_json::from_value(plan["listed"].clone()).with_context(broken)?;
+    let names: Vec<String> = serde_json::from_value(plan["names"].clone()).with_context(broken)?;
+    records.extend(listed);
+    let rows = records.len();
+    crate::diff::write_diff(&args.out, format, &labels, records, &names, true)?;
+    if !args.quiet {
+        eprintln!(
+            "merged {count} shards: {rows} rows into {}",
+            args.out.display()
+        );
+    }
+    Ok(())
 }
 
 /// Matrix names and the shard of each.
