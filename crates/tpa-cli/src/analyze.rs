@@ -302,14 +302,9 @@ impl Run<'_> {
         matrix_cost(rows, cols) + bytes
     }
 
-    /// The spectral engine, probed on first use: after the model has opened
-    /// (so that a bad model's error comes first), before any journal exists.
+    /// The spectral engine (see [`SpectrumArgs::engine_in`]).
     fn engine(&self) -> Result<&tpa_core::analyses::spectrum::Engine> {
-        if let Some(engine) = self.engine.get() {
-            return Ok(engine);
-        }
-        let engine = self.args.spectrum.engine(self.args.quiet)?;
-        Ok(self.engine.get_or_init(|| engine))
+        self.args.spectrum.engine_in(&self.engine, self.args.quiet)
     }
 
     fn journal_header(&self, model_path: &str) -> serde_json::Value {

@@ -138,6 +138,23 @@ impl SpectrumArgs {
     }
 }
 
+impl SpectrumArgs {
+    /// The engine kept in `cell`, probed on first use: after the model has
+    /// opened (so that a bad model's error comes first), before any journal
+    /// exists.
+    pub fn engine_in<'c>(
+        &self,
+        cell: &'c std::sync::OnceLock<Engine>,
+        quiet: bool,
+    ) -> Result<&'c Engine> {
+        if let Some(engine) = cell.get() {
+            return Ok(engine);
+        }
+        let engine = self.engine(quiet)?;
+        Ok(cell.get_or_init(|| engine))
+    }
+}
+
 /// What the GPU probe found.
 pub enum Gpu {
     None,

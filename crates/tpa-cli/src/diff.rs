@@ -431,8 +431,10 @@ fn match_adapter<'m>(
         .iter()
         .map(|m| (m.target.as_str(), m))
         .collect();
+    // One pass over the base's names, not a search per module.
+    let in_base: HashSet<&str> = base.tensors().map(|t| t.name()).collect();
     for m in &adapter.modules {
-        if base.tensor(&m.target).is_err() {
+        if !in_base.contains(m.target.as_str()) {
             unmapped.push(format!("{} (no {} in the base)", m.module, m.target));
         }
     }

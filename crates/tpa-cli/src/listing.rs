@@ -5,9 +5,8 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use tpa_core::analyses::shard::{matrix_cost, split};
+use tpa_core::analyses::shard::split;
 use tpa_core::records::TensorListing;
-use tpa_core::tensors::stacked_experts;
 use tpa_core::writers::{Format, write_table};
 use tpa_hub::{Plan, RemoteHeader, human};
 
@@ -56,10 +55,9 @@ pub fn list_tensors(
                 t.bytes(),
                 rate,
             );
-            let dims: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-            match stacked_experts(&t.name, &dims) {
-                Some((e, r, c)) => matrix_costs.extend(std::iter::repeat_n(matrix_cost(r, c), e)),
-                None => matrix_costs.push(row.cost),
+            // Its matrices cost alike (one per expert of a stacked tensor).
+            if let Some(each) = row.cost.checked_div(row.matrices) {
+                matrix_costs.extend(std::iter::repeat_n(each, row.matrices as usize));
             }
             rows.push(row);
         }

@@ -234,13 +234,7 @@ impl Source {
         let total = groups.len();
         tpa_hub::stream::stream(&self.client, &self.plan, &paths, &options, &say, |i| {
             let files = &paths[i];
-            let bytes: u64 = self
-                .plan
-                .files
-                .iter()
-                .filter(|f| files.contains(&f.file.path.as_str()))
-                .map(|f| f.file.size)
-                .sum();
+            let bytes = tpa_hub::stream::group_bytes(&self.plan, files);
             say.line(&format!(
                 "analysing {} ({}; group {} of {total})",
                 files.join(", "),

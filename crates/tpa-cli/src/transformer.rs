@@ -154,7 +154,7 @@ pub fn run(args: &Args) -> Result<()> {
         args,
         format,
         stats: args.stats.options(),
-        engine: std::cell::OnceCell::new(),
+        engine: std::sync::OnceLock::new(),
         spectra_path,
     };
     args.stream.check_local(&args.model)?;
@@ -170,7 +170,7 @@ struct Run<'a> {
     format: tpa_core::writers::Format,
     stats: tpa_core::analyses::stats::StatsOptions,
     /// Probed once the model has opened, so that a bad model's error comes first.
-    engine: std::cell::OnceCell<tpa_core::analyses::spectrum::Engine>,
+    engine: std::sync::OnceLock<tpa_core::analyses::spectrum::Engine>,
     spectra_path: Option<PathBuf>,
 }
 
@@ -340,14 +340,9 @@ impl Run<'_> {
         Ok(selected.into_iter().flat_map(MatrixView::split).collect())
     }
 
-    /// The spectral engine, probed on first use: after the model has opened
-    /// (so that a bad model's error comes first), before any journal exists.
+    /// The spectral engine (see [`SpectrumArgs::engine_in`]).
     fn engine(&self) -> Result<&tpa_core::analyses::spectrum::Engine> {
-        if let Some(engine) = self.engine.get() {
-            return Ok(engine);
-        }
-        let engine = self.args.spectrum.engine(self.args.quiet)?;
-        Ok(self.engine.get_or_init(|| engine))
+        self.args.spectrum.engine_in(&self.engine, self.args.quiet)
     }
 
     fn journal_header(&self, model_path: &str) -> serde_json::Value {

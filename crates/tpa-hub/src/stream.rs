@@ -98,7 +98,7 @@ pub fn minimum_disk(plan: &Plan, groups: &[Vec<&str>], keep: bool) -> u64 {
 }
 
 /// Bytes of the files of `plan` named by `paths`.
-fn group_bytes(plan: &Plan, paths: &[&str]) -> u64 {
+pub fn group_bytes(plan: &Plan, paths: &[&str]) -> u64 {
     plan.files
         .iter()
         .filter(|f| paths.contains(&f.file.path.as_str()))

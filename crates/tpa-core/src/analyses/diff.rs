@@ -52,6 +52,20 @@ impl DeltaStats {
         (self.numel > 0).then(|| self.abs_sum / self.numel as f64)
     }
 
+    /// Counts one element: base value `x`, its change `d` (NaN or ±Inf
+    /// on either side count as non-finite and nothing else).
+    fn add(&mut self, x: f64, d: f64, changed: bool) {
+        self.numel += 1;
+        if !(x.is_finite() && d.is_finite()) {
+            self.nonfinite += 1;
+            return;
+        }
+        self.changed += u64::from(changed);
+        self.base_sq += x * x;
+        self.delta_sq += d * d;
+        self.abs_sum += d.abs();
+    }
+
     /// Share of the elements that changed.
     pub fn changed_frac(&self) -> Option<f64> {
         (self.numel > 0).then(|| self.changed as f64 / self.numel as f64)
@@ -77,16 +91,8 @@ pub fn delta_stats(base: &MatrixView<'_>, model: &MatrixView<'_>) -> Result<Delt
         base.decode_row_segment(row, 0, &mut b)?;
         model.decode_row_segment(row, 0, &mut m)?;
         for (&x, &y) in b.iter().zip(&m) {
-            stats.numel += 1;
-            if !(x.is_finite() && y.is_finite()) {
-                stats.nonfinite += 1;
-                continue;
-            }
             let d = y - x;
-            stats.changed += u64::from(d != 0.0);
-            stats.base_sq += x * x;
-            stats.delta_sq += d * d;
-            stats.abs_sum += d.abs();
+            stats.add(x, d, d != 0.0);
         }
     }
     Ok(stats)
@@ -229,15 +235,8 @@ pub fn diff_lora(
         base.decode_row_segment(i, 0, &mut w)?;
         update.row(i, &mut d);
         for (&x, &dx) in w.iter().zip(&d) {
-            stats.numel += 1;
-            if !(x.is_finite() && dx.is_finite()) {
-                stats.nonfinite += 1;
-                continue;
-            }
-            stats.changed += u64::from(x + dx != x);
-            stats.base_sq += x * x;
-            stats.delta_sq += dx * dx;
-            stats.abs_sum += dx.abs();
+            // Changed: the merged value differs from the stored one.
+            stats.add(x, dx, x + dx != x);
         }
     }
     if stats.nonfinite > 0 {

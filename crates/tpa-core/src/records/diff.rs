@@ -152,9 +152,9 @@ impl DiffRecord {
         let tensor = matrix.tensor();
         let (rows, cols) = matrix.shape();
         let dtype = tensor.code_type();
+        // The matrix is the base's only when only the base has it.
         let (base_dtype, model_dtype) = match status {
             DiffStatus::OnlyInBase => (dtype, String::new()),
-            DiffStatus::OnlyInModel => (String::new(), dtype),
             _ => (String::new(), dtype),
         };
         DiffRecord {

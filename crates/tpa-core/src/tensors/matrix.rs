@@ -135,11 +135,19 @@ impl<'m> MatrixView<'m> {
         let at = row * self.cols + col;
         self.tensor.decode_into(self.offset + at, out)?;
         if let Some((base, offset)) = self.base {
-            let mut subtracted = vec![0.0f64; out.len()];
-            base.decode_into(offset + at, &mut subtracted)?;
-            for (o, b) in out.iter_mut().zip(&subtracted) {
-                *o -= b;
+            // One buffer per thread: this runs for every row the spectral
+            // routes read.
+            thread_local! {
+                static BASE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
             }
+            BASE.with_borrow_mut(|subtracted| -> Result<()> {
+                subtracted.resize(out.len(), 0.0);
+                base.decode_into(offset + at, subtracted)?;
+                for (o, b) in out.iter_mut().zip(subtracted.iter()) {
+                    *o -= b;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
