@@ -127,7 +127,8 @@ fn planted_deltas_come_out_with_their_ranks_and_errors_and_the_rest_unchanged() 
 
     let v = table.row(V);
     assert_eq!(v["delta_rank"], "1");
-    assert_eq!(float(&v["lora_fit_err_1"]), 0.0);
+    // Exactly rank 1: nothing lost but rounding (the SVD route, as the error is tiny).
+    assert!(float(&v["lora_fit_err_1"]) < 1e-12);
     let norm = table.row(NORM);
     assert_eq!((&norm["delta_rank"][..], &norm["changed"][..]), ("1", "1"));
 
@@ -143,7 +144,34 @@ fn planted_deltas_come_out_with_their_ranks_and_errors_and_the_rest_unchanged() 
         assert_eq!(float(&r["rel_fro"]), 0.0, "{name}");
         assert_eq!(r["delta_rank"], "0", "{name}");
         assert_eq!(r["lora_fit_err_8"], "", "{name}");
+        // Unchanged matrices share their top vectors exactly.
+        if r["rows"] != "1" {
+            assert!(
+                (float(&r["subspace_overlap_left_10"]) - 1.0).abs() < 1e-10,
+                "{name}"
+            );
+            assert!(
+                (float(&r["subspace_overlap_right_10"]) - 1.0).abs() < 1e-10,
+                "{name}"
+            );
+            assert_eq!(r["intruders_10"], "0", "{name}");
+        }
     }
+    // The top-k columns follow spectral_norm_model; --top-k 0 leaves them out.
+    let at = table
+        .columns
+        .iter()
+        .position(|c| c == "spectral_norm_model")
+        .unwrap();
+    assert_eq!(
+        table.columns[at + 1..at + 5],
+        [
+            "subspace_overlap_left_10",
+            "subspace_overlap_right_10",
+            "intruders_10",
+            "vectors_angle_bound"
+        ]
+    );
     assert_eq!(table.row("only.in.base")["status"], "only_in_base");
     assert_eq!(table.row("only.in.tuned")["status"], "only_in_model");
     assert!(table.row("only.in.tuned")["rel_fro"].is_empty());
@@ -277,7 +305,8 @@ fn an_adapters_delta_has_its_closed_form_spectrum_and_errors() {
     assert!(close(f("lora_fit_err_2"), (16.0f64 / 224.0).sqrt()));
     assert!(close(f("mean_abs_delta"), 24.0 / (320.0 * 320.0)));
     assert_eq!(q["changed"], 3);
-    assert!(q["alpha_model"].is_null() && q["spectral_norm_model"].is_null());
+    // The model side is the base with the update added as it is read.
+    assert!(f("spectral_norm_model") > 0.0 && q["intruders_10"].is_u64());
     let unmapped = j["summary"]["adapter_unmapped"].as_array().unwrap();
     assert_eq!(unmapped.len(), 2, "{unmapped:?}");
     assert!(
@@ -290,6 +319,207 @@ fn an_adapters_delta_has_its_closed_form_spectrum_and_errors() {
             .unwrap()
             .starts_with("model.layers.9.mlp.up_proj")
     }));
+}
+
+#[test]
+fn the_report_shows_where_it_changed_and_the_planted_intruder() {
+    let root = common::workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("golden.json");
+    let report = dir.path().join("report");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .args([
+            "--base",
+            root.join("tests/fixtures/diff/base.safetensors")
+                .to_str()
+                .unwrap(),
+        ])
+        .args([
+            "--model",
+            root.join("tests/fixtures/diff/tuned.safetensors")
+                .to_str()
+                .unwrap(),
+        ])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .args(["--no-gpu", "-q"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let chart =
+        |name: &str| std::fs::read_to_string(report.join(format!("charts/{name}.svg"))).unwrap();
+    // layers.1.v_proj holds the planted intruder; layers.1.o_proj did not change.
+    let intruders = chart("diff_intruders");
+    assert!(
+        intruders.contains("layer 1: 1 intruder dimensions — v_proj: 1"),
+        "{intruders}"
+    );
+    assert!(
+        intruders.contains("layer 0: 0 intruder dimensions"),
+        "{intruders}"
+    );
+    let rel = chart("diff_rel_fro");
+    assert!(rel.contains("layer 1 · o_proj: rel_fro = 0\n"), "{rel}");
+    assert!(chart("diff_lora_fit").contains("q_proj, r = 8: median"));
+    assert!(chart("diff_energy_rank").contains("q_proj"));
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("The 20 most changed matrices") && html.contains("layers.1.v_proj.weight")
+    );
+    // tpa-report makes the same report from the result file alone.
+    let again = dir.path().join("again");
+    let output = Command::new(env!("CARGO_BIN_EXE_tpa-report"))
+        .args([
+            out.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(
+        std::fs::read_to_string(again.join("charts/diff_intruders.svg")).unwrap(),
+        intruders
+    );
+}
+
+/// The twins' q and v deltas (see `twins`) written as adapter factors for
+/// the scales `scales` (q, v): B (rows × r) holds σ_k/scale at (k, k), A
+/// (r × cols) a 1 at (k, 3k + 1). With `fan_in_fan_out` the base layout is
+/// ΔWᵀ's, so the roles of rows and columns swap.
+fn twin_adapter(dir: &Path, config: &str, fan_in_fan_out: bool, scales: [f64; 2]) {
+    let dims = Dims::TOY;
+    let p = "base_model.model.";
+    let mut tensors = Vec::new();
+    for ((name, rows, cols, sigma), scale) in [
+        (Q, dims.hidden, dims.hidden, &[6.0, 4.0, 2.0][..]),
+        (V, dims.kv_dim, dims.hidden, &[5.0][..]),
+    ]
+    .into_iter()
+    .zip(scales)
+    {
+        let module = name.trim_end_matches(".weight");
+        let r = sigma.len();
+        // Factor shapes: B is out × r and A is r × in, in PyTorch's sense.
+        let (out, inp) = if fan_in_fan_out {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        let (mut b, mut a) = (vec![0.0; out * r], vec![0.0; r * inp]);
+        for (k, s) in sigma.iter().enumerate() {
+            let signed = if k % 2 == 0 { *s } else { -s } / scale;
+            let c = (3 * k + 1) % cols;
+            if fan_in_fan_out {
+                // (B·A)ᵀ[k, c] = B[c, k]·A[k, k].
+                b[c * r + k] = signed;
+                a[k * inp + k] = 1.0;
+            } else {
+                b[k * r + k] = signed;
+                a[k * inp + c] = 1.0;
+            }
+        }
+        tensors.push(TensorSpec::new(
+            format!("{p}{module}.lora_A.weight"),
+            Dtype::F64,
+            &[r, inp],
+            Fill::Values(a),
+        ));
+        tensors.push(TensorSpec::new(
+            format!("{p}{module}.lora_B.weight"),
+            Dtype::F64,
+            &[out, r],
+            Fill::Values(b),
+        ));
+    }
+    let lora = dir.join("twin-lora");
+    std::fs::create_dir_all(&lora).unwrap();
+    tpa_testkit::write_safetensors(&lora.join("adapter_model.safetensors"), &tensors).unwrap();
+    std::fs::write(lora.join("adapter_config.json"), config).unwrap();
+}
+
+fn json_rows(out: &Path) -> Vec<serde_json::Value> {
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    j["matrices"].as_array().unwrap().clone()
+}
+
+#[test]
+fn an_adapter_of_the_twins_deltas_gives_the_checkpoint_diffs_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    twins(dir.path());
+    let reference = dir.path().join("twins.json");
+    assert_success(&diff(dir.path(), &reference, &[]));
+    let reference = json_rows(&reference);
+    let row = |rows: &[serde_json::Value], name: &str| {
+        rows.iter()
+            .find(|r| r["param_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // (config, fan_in_fan_out, q_proj's scale, v_proj's scale)
+    let cases = [
+        (
+            r#"{"r": 3, "lora_alpha": 6, "rank_pattern": {"v_proj": 1}, "alpha_pattern": {"v_proj": 4}}"#,
+            false,
+            2.0,
+            4.0,
+        ),
+        (
+            r#"{"r": 3, "lora_alpha": 6, "use_rslora": true, "rank_pattern": {"v_proj": 1}}"#,
+            false,
+            6.0 / 3f64.sqrt(),
+            6.0,
+        ),
+        (
+            r#"{"r": 3, "lora_alpha": 3, "fan_in_fan_out": true, "rank_pattern": {"v_proj": 1}}"#,
+            true,
+            1.0,
+            3.0,
+        ),
+    ];
+    for (config, fan_in_fan_out, q_scale, v_scale) in cases {
+        twin_adapter(dir.path(), config, fan_in_fan_out, [q_scale, v_scale]);
+        let out = dir.path().join("adapter.json");
+        let output = Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+            .args(["--base", dir.path().join("base").to_str().unwrap()])
+            .args(["--adapter", dir.path().join("twin-lora").to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap(), "--no-gpu", "-q"])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        let rows = json_rows(&out);
+        assert_eq!(rows.len(), 2, "{config}");
+        for name in [Q, V] {
+            let (a, c) = (row(&rows, name), row(&reference, name));
+            for (key, want) in c.as_object().unwrap() {
+                if [
+                    "model_path",
+                    "model_dtype",
+                    "seconds",
+                    "created_at",
+                    "vectors_angle_bound",
+                ]
+                .contains(&key.as_str())
+                {
+                    continue;
+                }
+                let got = &a[key];
+                let same = match (got.as_f64(), want.as_f64()) {
+                    (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * y.abs().max(1e-12),
+                    _ => got == want,
+                };
+                assert!(
+                    same,
+                    "{config}: {name} {key}: adapter {got}, checkpoint {want}"
+                );
+            }
+        }
+    }
 }
 
 /// tests/fixtures/diff (made with tests/golden/make_diff_golden.py) against
@@ -368,7 +598,24 @@ fn the_committed_pair_agrees_with_numpy() {
                 &g["lora_fit_err"][r],
             );
         }
+        // numpy's singular vectors, for the matrices (its 1-D vector aside).
+        if g.get("intruders_10").is_some_and(|v| !v.is_null()) {
+            for key in ["subspace_overlap_left_10", "subspace_overlap_right_10"] {
+                agree(name, key, &row[key], &g[key]);
+            }
+            assert_eq!(row["intruders_10"], g["intruders_10"], "{name}");
+            assert!(
+                row["vectors_angle_bound"].as_f64().unwrap() < 1e-8,
+                "{name}"
+            );
+        }
     }
+    let intruders = |rows: &[serde_json::Value]| {
+        rows.iter()
+            .filter_map(|r| r["intruders_10"].as_u64())
+            .sum::<u64>()
+    };
+    assert_eq!(intruders(rows), 1, "the planted one in layers.1.v_proj");
 }
 
 #[test]

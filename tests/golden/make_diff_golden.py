@@ -9,7 +9,14 @@ vector. tests/golden/diff.json: per tensor, numpy float64 on the stored
 values: rel_fro, rel_spec, mean_abs_delta, changed_frac, the delta's numerical
 rank (sigma > 1e-6 sigma_max, as LAPACK's SVD gives it), its 50/90/99% energy
 ranks, stable rank, and lora_fit_err for ranks 1, 2, 4, 8 (Eckart-Young from
-numpy.linalg.svd). Run it again only to change the fixture.
+numpy.linalg.svd); and from the singular vectors of numpy.linalg.svd
+(full_matrices=False) on the base and the tuned matrix: subspace_overlap_left_10
+and _right_10 (||U_b^T U_t||_F^2 / 10 over the top 10 vectors), and intruders_10
+(the tuned top-10 left vectors whose largest |cos| with every base left vector
+is below 0.5, as in Shuttleworth et al.'s code), with those largest |cos| to
+show their distance from the threshold. A fourth matrix gets a rank-1 update
+along random directions, three times its largest singular value: one intruder.
+Run it again only to change the fixture.
 """
 import json
 import pathlib
@@ -28,6 +35,14 @@ u, v = rng.normal(0, 0.01, (64, 4)), rng.normal(0, 0.01, (4, 48))
 tuned["layers.0.q_proj.weight"] = (base["layers.0.q_proj.weight"] + u @ v).astype(np.float32)
 tuned["layers.0.mlp.up_proj.weight"] += rng.normal(0, 1e-3, (80, 48)).astype(np.float32)
 tuned["layers.0.norm.weight"][5] += np.float32(0.25)
+# A rank-1 update three times the base's largest singular value, along random
+# directions: the model's top singular vector is an intruder dimension.
+v_proj = rng.normal(0, 0.02, (48, 48)).astype(np.float32)
+x, y = rng.normal(size=48), rng.normal(size=48)
+x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+top = np.linalg.svd(v_proj.astype(np.float64), compute_uv=False)[0]
+base["layers.1.v_proj.weight"] = v_proj
+tuned["layers.1.v_proj.weight"] = (v_proj + 3 * top * np.outer(x, y)).astype(np.float32)
 
 out = root / "tests" / "fixtures" / "diff"
 out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +78,18 @@ for name in base:
         "lora_fit_err": {str(r): (float(np.sqrt(s2[r:].sum() / total)) if total > 0 else None)
                          for r in (1, 2, 4, 8)},
     }
+    if base[name].ndim == 2:
+        ub, _, vbt = np.linalg.svd(w, full_matrices=False)
+        ut, _, vtt = np.linalg.svd(t, full_matrices=False)
+        k = min(10, min(w.shape))
+        max_cos = np.abs(ut[:, :k].T @ ub).max(axis=1)
+        assert np.all(np.abs(max_cos - 0.5) > 0.05), max_cos
+        golden[name].update({
+            "subspace_overlap_left_10": float(np.sum((ub[:, :k].T @ ut[:, :k]) ** 2) / k),
+            "subspace_overlap_right_10": float(np.sum((vbt[:k] @ vtt[:k].T) ** 2) / k),
+            "intruders_10": int((max_cos < 0.5).sum()),
+            "max_cos_10": [float(c) for c in max_cos],
+        })
 path = root / "tests" / "golden" / "diff.json"
 path.write_text(json.dumps({"numpy": np.__version__, "tensors": golden}, indent=1) + "\n")
 print(f"wrote {out}/base.safetensors, tuned.safetensors and {path}")

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tpa_core::analyses::diff::LoraUpdate;
+use tpa_core::analyses::diff::DiffOptions;
 use tpa_core::model::{Adapter, Model, Reading};
 use tpa_core::records::{DiffRecord, DiffRow, DiffStatus, RunInfo, sort_by_layer};
-use tpa_core::tensors::{MatrixView, TensorView};
+use tpa_core::tensors::{LoraUpdate, MatrixView, TensorView};
 use tpa_core::writers::write_table;
 
 use crate::common::{self, OutputArgs, SpectrumArgs};
@@ -21,6 +21,7 @@ Examples:
   tpa-diff --base base/ --model tuned/ --out diff.json --only '*self_attn*' --lora-ranks 4,16,64
   tpa-diff --base base/ --model tuned/ --out diff.csv --resume        # after an interruption
   tpa-diff --base data/models/meta-llama/Llama-3.1-8B --adapter my-lora/ --out lora.csv
+  tpa-diff --base data/models/meta-llama/Llama-3.1-8B --adapter my-lora/ --out lora.csv --delta-only
 
 Tensors are matched by name. For every matrix both checkpoints hold with the same shape,
 ΔW = W_model − W_base is formed exactly in f64 from the stored (or dequantized) values and
@@ -31,16 +32,22 @@ shape_mismatch), rel_fro = ‖ΔW‖_F/‖W_base‖_F, rel_spec = ‖ΔW‖₂/�
 (BitDelta's scale), changed_frac (share of elements that changed at all), delta_rank (σ >
 rank-rtol·σmax(ΔW); 0 for ΔW = 0), delta_svd_{50,90,99}_percent_rank, delta_stable_rank,
 lora_fit_err_R per --lora-ranks (‖ΔW − ΔW_R‖_F/‖ΔW‖_F: what a rank-R LoRA loses, from the
-spectrum), alpha, stable rank and spectral norm of base and model, delta_spectral_norm,
-numel, changed, nan_inf_count, skipped, seconds, created_at. A pair with NaN/Inf keeps its
+spectrum), alpha, stable rank and spectral norm of base and model, then with --top-k K
+(default 10) subspace_overlap_left_K and subspace_overlap_right_K (‖U_bᵀU_m‖²_F/K over the
+top-K left, and right, singular vectors: 1 = same dominant directions), intruders_K (how
+many of the model's top-K left singular vectors have |cos| < --intruder-threshold, default
+0.5, with every base left singular vector) and vectors_angle_bound (Wedin's a-posteriori
+bound on the sine of the angle between the vectors used and the exact ones; empty where
+σ_K = σ_K+1 and the top-K subspace is not unique), then delta_spectral_norm, numel,
+changed, nan_inf_count, skipped, seconds, created_at. A pair with NaN/Inf keeps its
 element-wise columns, with a warning. Tensors only one side has, and shape mismatches, get
 rows with their status and are listed in the summary.
 
 --adapter DIR reads a PEFT LoRA adapter (r, lora_alpha, rank_pattern/alpha_pattern,
 use_rslora, fan_in_fan_out, lora_embedding_A/B; DoRA is refused): ΔW = scale·B·A, its
 singular values exact from the r×r core of two thin QRs (ΔW is formed only, row by row,
-for the element-wise columns); the model-side columns stay empty, since the updated
-weights are stored nowhere. Adapter tensors that map to no base weight are listed in the
+for the element-wise columns); the model side is the base with the update added as rows
+are read (never stored). Adapter tensors that map to no base weight are listed in the
 summary (adapter_unmapped).
 
 Progress is saved to FILE.partial.jsonl as each matrix finishes; --resume continues.";
@@ -98,12 +105,44 @@ pub struct Args {
     )]
     pub lora_ranks: Vec<usize>,
 
+    /// Compare the top K singular vectors of base and model (subspace_overlap_left_K,
+    /// subspace_overlap_right_K, intruders_K); 0 leaves them out, and lets the base and
+    /// model spectra run on the GPU (the vectors are computed on the CPU).
+    #[arg(
+        long = "top-k",
+        visible_alias = "top_k",
+        value_name = "K",
+        default_value_t = 10
+    )]
+    pub top_k: usize,
+
+    /// A model singular vector is an intruder when its largest |cos| with every base
+    /// singular vector is below this.
+    #[arg(
+        long = "intruder-threshold",
+        value_name = "COS",
+        default_value_t = 0.5,
+        value_parser = parse_threshold
+    )]
+    pub intruder_threshold: f64,
+
+    /// Only ΔW's columns: no spectra of the base and the model (rel_spec, alpha, stable
+    /// rank, spectral norm of both sides and the top-k columns stay empty). With --adapter
+    /// the spectral work is then O((out + in)·r²) per module.
+    #[arg(long = "delta-only")]
+    pub delta_only: bool,
+
     /// Compare the stored tensors as stored (quantized codes and scales apart).
     #[arg(long)]
     pub raw: bool,
 
     #[command(flatten)]
     pub spectrum: SpectrumArgs,
+
+    /// Also write the report of what changed (as tpa-report does with the result) into DIR:
+    /// heatmaps of rel_fro and ΔW's energy rank, LoRA fit error curves, intruders per layer.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 
     /// Continue an interrupted run from FILE.partial.jsonl.
     #[arg(long)]
@@ -117,6 +156,13 @@ pub struct Args {
     /// No progress bar and no console summary; errors and warnings still go to stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+fn parse_threshold(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("{text:?} is not a cosine between 0 and 1")),
+    }
 }
 
 /// Entry point of the `tpa-diff` binary.
@@ -152,6 +198,11 @@ struct Matching<'m> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.shard.is_some() && args.report.is_some() {
+        bail!(
+            "with --shard, run tpa-report on the merged result: the report needs every shard's rows"
+        );
+    }
     let format = common::output_format(&args.output)?;
     let reading = if args.raw {
         Reading::Raw
@@ -196,6 +247,15 @@ pub fn run(args: &Args) -> Result<()> {
         unmapped,
         rank_rtol: args.spectrum.rank_rtol,
         lora_ranks: args.lora_ranks.clone(),
+        top_k: if args.delta_only { 0 } else { args.top_k },
+        intruder_threshold: args.intruder_threshold,
+        delta_only: args.delta_only,
+    };
+    let options = DiffOptions {
+        lora_ranks: args.lora_ranks.clone(),
+        top_k: labels.top_k,
+        intruder_threshold: args.intruder_threshold,
+        delta_only: args.delta_only,
     };
     let mut header = serde_json::json!({
         "tpa": "tpa-diff partial results",
@@ -203,6 +263,9 @@ pub fn run(args: &Args) -> Result<()> {
         "model_path": labels.model_path,
         "rank_rtol": args.spectrum.rank_rtol,
         "lora_ranks": args.lora_ranks,
+        "top_k": labels.top_k,
+        "intruder_threshold": args.intruder_threshold,
+        "delta_only": args.delta_only,
         "raw": args.raw,
     });
     let out = &args.output.out;
@@ -218,7 +281,9 @@ pub fn run(args: &Args) -> Result<()> {
                 .collect();
             let (items, mine) = runs::share(&all, &names, &costs, shard);
             let mut fields = serde_json::json!({
-                "options": {"rank_rtol": args.spectrum.rank_rtol, "lora_ranks": args.lora_ranks, "raw": args.raw},
+                "options": {"rank_rtol": args.spectrum.rank_rtol, "lora_ranks": args.lora_ranks,
+                    "top_k": labels.top_k, "intruder_threshold": args.intruder_threshold,
+                    "delta_only": args.delta_only, "raw": args.raw},
                 "labels": labels,
                 // The rows without numbers, and every row's place, for tpa-merge.
                 "listed": matching.listed,
@@ -244,18 +309,20 @@ pub fn run(args: &Args) -> Result<()> {
             done.len() + todo.len()
         );
     }
-    let lora_ranks = &args.lora_ranks;
+    // The top vectors hold the base's n × n eigenvectors beside its Gram matrix.
+    let held = if labels.top_k > 0 { 3 } else { 2 };
+    let spectra = if args.delta_only { 1 } else { 3 };
     let result = matrices::run_items(
         &todo,
-        |w| 3 * matrices::work_units(w.base()),
-        |w| 2 * matrices::memory(w.base()),
+        |w| spectra * matrices::work_units(w.base()),
+        |w| held * matrices::memory(w.base()),
         args.spectrum.limits(),
         args.quiet,
         |w| {
             Ok(match w {
-                Work::Pair(b, m) => DiffRecord::compute(b, m, &engine, lora_ranks)?,
+                Work::Pair(b, m) => DiffRecord::compute(b, m, &engine, &options)?,
                 Work::Lora(b, update, dtype) => {
-                    DiffRecord::compute_lora(b, update, dtype.clone(), &engine, lora_ranks)?
+                    DiffRecord::compute_lora(b, update, dtype.clone(), &engine, &options)?
                 }
             })
         },
@@ -275,9 +342,13 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut records = std::mem::take(&mut rows.records);
     records.extend(matching.listed);
-    write_diff(out, format, &labels, records, &matching.names, args.quiet)?;
+    let summary = write_diff(out, format, &labels, records, &matching.names, args.quiet)?;
     drop(rows);
-    runs::remove_all(&[journal_path.as_path()])
+    runs::remove_all(&[journal_path.as_path()])?;
+    match &args.report {
+        Some(dir) => crate::report::diff_report_of_run(out, summary, dir, args.quiet),
+        None => Ok(()),
+    }
 }
 
 /// What the rows and the summary say of the run besides the comparisons.
@@ -292,11 +363,17 @@ pub(crate) struct Labels {
     pub unmapped: Vec<String>,
     pub rank_rtol: f64,
     pub lora_ranks: Vec<usize>,
+    #[serde(default)]
+    pub top_k: usize,
+    #[serde(default)]
+    pub intruder_threshold: f64,
+    #[serde(default)]
+    pub delta_only: bool,
 }
 
 /// Writes the output of a whole run (or of merged shards): `records` put in
 /// the order of `names` (storage order) by layer, the summary, and the
-/// console list.
+/// console list. Returns the summary.
 pub(crate) fn write_diff(
     out: &std::path::Path,
     format: tpa_core::writers::Format,
@@ -304,7 +381,7 @@ pub(crate) fn write_diff(
     mut records: Vec<DiffRecord>,
     names: &[String],
     quiet: bool,
-) -> Result<()> {
+) -> Result<serde_json::Value> {
     let position: HashMap<&str, usize> = names
         .iter()
         .enumerate()
@@ -328,6 +405,7 @@ pub(crate) fn write_diff(
             run: &run,
             base_path: &labels.base_path,
             lora_ranks: &labels.lora_ranks,
+            top_k: labels.top_k,
             record,
         })
         .collect();
@@ -337,7 +415,7 @@ pub(crate) fn write_diff(
         print!("{}", console(&records));
         println!("Wrote {} rows to {}", table.len(), out.display());
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// Pairs the model's matrices with the base's by tensor name.
@@ -505,6 +583,9 @@ fn summary(labels: &Labels, run: &RunInfo, records: &[DiffRecord]) -> serde_json
         "created_at": run.created_at,
         "rank_rtol": labels.rank_rtol,
         "lora_ranks": labels.lora_ranks,
+        "top_k": labels.top_k,
+        "intruder_threshold": labels.intruder_threshold,
+        "delta_only": labels.delta_only,
         "matrices_compared": compared.len(),
         "only_in_base": named(DiffStatus::OnlyInBase),
         "only_in_model": named(DiffStatus::OnlyInModel),
@@ -515,9 +596,6 @@ fn summary(labels: &Labels, run: &RunInfo, records: &[DiffRecord]) -> serde_json
     });
     if labels.adapter.is_some() {
         summary["adapter_unmapped"] = labels.unmapped.clone().into();
-        summary["model_side"] =
-            "not computed for an adapter: the updated weights are not stored anywhere to read"
-                .into();
     }
     summary
 }
@@ -535,12 +613,22 @@ fn aggregate(records: &[&DiffRecord]) -> serde_json::Value {
         n if n % 2 == 1 => Some(ratios[n / 2]),
         n => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
     };
+    let tops: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.spectra.as_ref()?.subspace)
+        .collect();
+    let mean = |values: &[f64]| {
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let overlaps: Vec<f64> = tops.iter().map(|t| t.overlap_left).collect();
     serde_json::json!({
         "matrices": records.len(),
-        "mean_rel_fro": (!rel.is_empty()).then(|| rel.iter().map(|r| r.0).sum::<f64>() / rel.len() as f64),
+        "mean_rel_fro": mean(&rel.iter().map(|r| r.0).collect::<Vec<_>>()),
         "max_rel_fro": largest.map(|r| r.0),
         "max_rel_fro_matrix": largest.map(|r| r.1.clone()),
         "median_delta_svd_90_percent_rank_ratio": median,
+        "mean_subspace_overlap_left": mean(&overlaps),
+        "intruders": (!tops.is_empty()).then(|| tops.iter().map(|t| t.intruders).sum::<usize>()),
     })
 }
 

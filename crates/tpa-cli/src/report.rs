@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
 use tpa_report::alerts::{Alert, FailOn, Severity};
-use tpa_report::input::{Embedding, Input, SpectraFile, unique_labels};
+use tpa_report::input::{DiffResult, Embedding, Input, SpectraFile, unique_labels};
 use tpa_report::{Cards, Options};
 
 const EXAMPLES: &str = "\
@@ -17,6 +17,9 @@ Examples:
   tpa-transformer --model-path MODEL --out x.csv --report reports/x             # all in one run
 
 One RESULT gives a model report; 2 to 8 give a comparison, the first as the reference.
+A tpa-diff result gives the report of what fine-tuning changed (heatmaps of rel_fro and of
+ΔW's energy rank, LoRA fit error curves, intruder dimensions per layer, the 20 most changed
+matrices).
 RESULT is a tpa-transformer output (or a tpa-analyze one, for statistics only) in csv,
 json or jsonl. The folder gets report.html (self-contained: nothing is loaded from the
 network), report.md, charts/*.svg (and *.png with --png) and alerts.json.
@@ -174,6 +177,12 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(problem) = args.usage_problem() {
         bail!(problem);
     }
+    if let [path] = &args.results[..]
+        && DiffResult::is_diff(path)
+    {
+        let diff = DiffResult::load(path).context("cannot read the result")?;
+        return write_diff_report(&diff, &args.out, &args.report, args.quiet);
+    }
     let mut inputs = Vec::with_capacity(args.results.len());
     for (i, path) in args.results.iter().enumerate() {
         let mut input = Input::load(path).context("cannot read the result")?;
@@ -211,6 +220,48 @@ pub fn report_of_run(
         input.spectra = Some(SpectraFile::open(path).context("cannot read the spectra back")?);
     }
     write_report(&[input], dir, flags, quiet)
+}
+
+/// The report of a tpa-diff run that just wrote `out`: `tpa-diff --report DIR`.
+pub fn diff_report_of_run(
+    out: &Path,
+    summary: serde_json::Value,
+    dir: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let mut diff = DiffResult::load(out).context("cannot read the result back for the report")?;
+    diff.summary = Some(summary);
+    let flags = ReportFlags {
+        title: None,
+        cards: Cards::default(),
+        fail_on: None,
+        png: false,
+    };
+    write_diff_report(&diff, dir, &flags, quiet)
+}
+
+/// Builds and writes the report of a tpa-diff result into `dir`.
+fn write_diff_report(
+    diff: &DiffResult,
+    dir: &Path,
+    flags: &ReportFlags,
+    quiet: bool,
+) -> Result<()> {
+    let options = Options {
+        title: flags.title.clone(),
+        ..Options::new(dir)
+    };
+    let report = tpa_report::diff_report(diff, &options);
+    tpa_report::write(&report, dir, flags.png).context("cannot write the report")?;
+    if !quiet {
+        println!(
+            "Wrote {} ({}, {} charts)",
+            dir.join("report.html").display(),
+            tpa_report::page::html::bytes(report.html.len() as u64),
+            report.charts.len(),
+        );
+    }
+    Ok(())
 }
 
 /// Builds and writes the report of `inputs` into `dir`, prints where it is

@@ -78,6 +78,12 @@ pub struct Report {
     pub alerts: Vec<Alert>,
 }
 
+/// The report of a `tpa-diff` result: where fine-tuning changed the
+/// weights, how low-rank the change is, and its intruder dimensions.
+pub fn diff_report(diff: &input::DiffResult, options: &Options) -> Report {
+    page::diff::report(diff, options)
+}
+
 /// The report of one model, or the comparison of 2 to [`MAX_MODELS`].
 pub fn build(inputs: &[Input], options: &Options) -> Result<Report> {
     match inputs.len() {

@@ -3,7 +3,7 @@
 //! engine as any stored matrix (through [`MatrixView::minus`]).
 //!
 //! ```no_run
-//! use tpa_core::analyses::diff::diff_matrices;
+//! use tpa_core::analyses::diff::{DiffOptions, diff_matrices};
 //! use tpa_core::analyses::spectrum::{Engine, SpectrumOptions};
 //! use tpa_core::model::Model;
 //! use tpa_core::tensors::MatrixView;
@@ -15,16 +15,22 @@
 //!     &MatrixView::whole(base.tensor(name)?),
 //!     &MatrixView::whole(tuned.tensor(name)?),
 //!     &engine,
-//!     &[8, 64],
+//!     &DiffOptions::default(),
 //! )?;
 //! println!("rel_fro {:?}, ΔW rank {}", diff.stats.rel_fro(), diff.delta.actual_rank);
+//! if let Some(top) = &diff.subspace {
+//!     println!("top-{} overlap {:.3}, {} intruders", top.k, top.overlap_left, top.intruders);
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::analyses::spectrum::metrics::SpectralMetrics;
-use crate::analyses::spectrum::{BackendError, Engine};
+use crate::analyses::spectrum::vectors::{SingularVectors, subspace_overlap};
+use crate::analyses::spectrum::{
+    BackendError, CpuBackend, Engine, Method, SpectralBackend, near_tolerance,
+};
 use crate::error::{Error, Result};
-use crate::tensors::MatrixView;
+use crate::tensors::{LoraUpdate, MatrixView};
 
 /// Element-wise facts of a pair, from one pass over both matrices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -160,80 +166,82 @@ pub fn lora_singular_values(
     Ok(values)
 }
 
-/// A LoRA update of one base matrix: ΔW = scale·B·A (B out × r, A r × in,
-/// row-major f64), or its transpose when the base stores the layer as
-/// in × out (`fan_in_fan_out`, embeddings).
-#[derive(Debug, Clone)]
-pub struct LoraUpdate {
-    pub b: Vec<f64>,
-    pub a: Vec<f64>,
-    pub out: usize,
-    pub rank: usize,
-    pub inp: usize,
-    pub scale: f64,
-    pub transposed: bool,
+/// What a comparison computes beyond the element-wise facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffOptions {
+    /// One [`lora_fit_error`] per rank, in this order.
+    pub lora_ranks: Vec<usize>,
+    /// How many top singular vectors of each side are compared (0: none;
+    /// the spectra then run on the engine's accelerator too).
+    pub top_k: usize,
+    /// A model vector whose largest |cos| with every base vector is below
+    /// this is an intruder dimension.
+    pub intruder_threshold: f64,
+    /// Only ΔW's side: no spectra (nor vectors) of the base and the model,
+    /// so `rel_spec` and both sides' metrics stay empty. With an adapter
+    /// this leaves O((out + in)·r²) spectral work per module.
+    pub delta_only: bool,
 }
 
-impl LoraUpdate {
-    /// The shape ΔW has in the base's layout.
-    pub fn shape(&self) -> (usize, usize) {
-        if self.transposed {
-            (self.inp, self.out)
-        } else {
-            (self.out, self.inp)
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            lora_ranks: vec![8, 16, 64, 128],
+            top_k: 10,
+            intruder_threshold: 0.5,
+            delta_only: false,
         }
     }
+}
 
-    /// Row `i` of ΔW in the base's layout, into `row`.
-    fn row(&self, i: usize, row: &mut [f64]) {
-        row.fill(0.0);
-        let (r, inp) = (self.rank, self.inp);
-        if self.transposed {
-            // ΔWᵀ[i, j] = scale · Σ_k B[j, k] · A[k, i]
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = self.scale
-                    * (0..r)
-                        .map(|k| self.b[j * r + k] * self.a[k * inp + i])
-                        .sum::<f64>();
-            }
-        } else {
-            for k in 0..r {
-                let coef = self.scale * self.b[i * r + k];
-                for (v, &a) in row.iter_mut().zip(&self.a[k * inp..(k + 1) * inp]) {
-                    *v += coef * a;
-                }
-            }
-        }
-    }
+/// How the model's dominant directions relate to the base's.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Subspace {
+    /// The number of top vectors compared: `top_k`, or min(rows, cols).
+    pub k: usize,
+    /// ‖U_bᵀU_m‖²_F / k over the top-k left singular vectors, and the same
+    /// for the right ones ([`subspace_overlap`]).
+    pub overlap_left: f64,
+    pub overlap_right: f64,
+    /// How many of the model's top-k left singular vectors have a largest
+    /// |cos| with every left singular vector of the base below the
+    /// threshold (Shuttleworth et al.'s intruder dimensions).
+    pub intruders: usize,
+    /// The larger of the two sides' [`SingularVectors::angle_bound`]: how
+    /// far the vectors used may be from the exact ones, in sine of angle;
+    /// `None` when σ_k = σ_{k+1} on a side.
+    pub angle_bound: Option<f64>,
 }
 
 /// A base matrix compared with itself after a LoRA update: the
 /// element-wise facts (ΔW formed row by row, O(out·in·r)), ΔW's exact
-/// spectrum from [`lora_singular_values`] (ΔW never formed for it), the
-/// base's spectrum, and the LoRA fit errors. The updated matrix's own
-/// spectrum is not computed (it is not stored anywhere to read).
+/// spectrum from [`lora_singular_values`] (ΔW never formed for it), and the
+/// spectra (and top vectors) of the base and of the merged matrix, read
+/// through [`MatrixView::plus`].
 pub fn diff_lora(
     base: &MatrixView<'_>,
     update: &LoraUpdate,
     engine: &Engine,
-    lora_ranks: &[usize],
+    options: &DiffOptions,
 ) -> std::result::Result<MatrixDiff, DiffError> {
     let (rows, cols) = base.shape();
-    if update.shape() != (rows, cols) {
-        return Err(DiffError::Input(Error::ShapeMismatch {
+    let mismatch = || {
+        DiffError::Input(Error::ShapeMismatch {
             tensor: base.name(),
             reason: format!(
                 "{:?} in the base, the adapter's ΔW is {:?}",
                 (rows, cols),
                 update.shape()
             ),
-        }));
-    }
+        })
+    };
+    let merged = base.plus(update).ok_or_else(mismatch)?;
     let mut stats = DeltaStats::default();
     let (mut w, mut d) = (vec![0.0f64; cols], vec![0.0f64; cols]);
     for i in 0..rows {
         base.decode_row_segment(i, 0, &mut w)?;
-        update.row(i, &mut d);
+        d.fill(0.0);
+        update.add_row_segment(i, 0, &mut d);
         for (&x, &dx) in w.iter().zip(&d) {
             // Changed: the merged value differs from the stored one.
             stats.add(x, dx, x + dx != x);
@@ -242,12 +250,6 @@ pub fn diff_lora(
     if stats.nonfinite > 0 {
         return Err(DiffError::NonFinite(stats));
     }
-    let rtol = engine.options().rank_rtol;
-    let base_values = match engine.spectrum(base) {
-        Ok(s) => s.values,
-        Err(BackendError::Input(e)) => return Err(DiffError::Input(e)),
-        Err(other) => return Err(DiffError::Spectrum(other.to_string())),
-    };
     let delta_values = lora_singular_values(
         &update.b,
         &update.a,
@@ -257,29 +259,24 @@ pub fn diff_lora(
         update.scale,
     )
     .map_err(DiffError::Spectrum)?;
-    Ok(MatrixDiff::new(
-        stats,
-        SpectralMetrics::new(&base_values, rtol),
-        None,
-        delta_values,
-        rtol,
-        lora_ranks,
-    ))
+    MatrixDiff::new(stats, base, &merged, delta_values, engine, options)
 }
 
 /// Everything that is compared for one pair of matrices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixDiff {
     pub stats: DeltaStats,
-    /// The spectra's metrics: ΔW's, the base's and the model's (none for
-    /// a LoRA update, see [`diff_lora`]).
+    /// The spectra's metrics: ΔW's, the base's and the model's (those two
+    /// `None` with `delta_only`).
     pub delta: SpectralMetrics,
-    pub base: SpectralMetrics,
+    pub base: Option<SpectralMetrics>,
     pub model: Option<SpectralMetrics>,
-    /// ‖ΔW‖₂ / ‖W_base‖₂; `None` for a zero base.
+    /// ‖ΔW‖₂ / ‖W_base‖₂; `None` for a zero base, or with `delta_only`.
     pub rel_spec: Option<f64>,
     /// [`lora_fit_error`] for each requested rank, in the order given.
     pub lora_fit: Vec<(usize, Option<f64>)>,
+    /// The top singular vectors compared (`None` with `top_k` 0).
+    pub subspace: Option<Subspace>,
     /// ΔW's singular values, descending.
     pub delta_values: Vec<f64>,
 }
@@ -298,14 +295,23 @@ pub enum DiffError {
     Spectrum(String),
 }
 
+impl From<BackendError> for DiffError {
+    fn from(e: BackendError) -> DiffError {
+        match e {
+            BackendError::Input(e) => DiffError::Input(e),
+            other => DiffError::Spectrum(other.to_string()),
+        }
+    }
+}
+
 /// Compares `model` with `base` (the same matrix of both checkpoints):
 /// the element-wise facts, the complete spectra of the base, the model
-/// and ΔW, and the LoRA fit errors at `lora_ranks`.
+/// and ΔW, the LoRA fit errors and the top singular vectors.
 pub fn diff_matrices(
     base: &MatrixView<'_>,
     model: &MatrixView<'_>,
     engine: &Engine,
-    lora_ranks: &[usize],
+    options: &DiffOptions,
 ) -> std::result::Result<MatrixDiff, DiffError> {
     let stats = delta_stats(base, model)?;
     if stats.nonfinite > 0 {
@@ -317,44 +323,106 @@ pub fn diff_matrices(
             reason: "the base has another shape".into(),
         })
     })?;
-    let rtol = engine.options().rank_rtol;
-    let spectrum = |view: &MatrixView<'_>| match engine.spectrum(view) {
-        Ok(s) => Ok(s.values),
-        Err(BackendError::Input(e)) => Err(DiffError::Input(e)),
-        Err(other) => Err(DiffError::Spectrum(other.to_string())),
+    let spectrum = engine.spectrum(&delta_view)?;
+    let delta_values = if spectrum.method == Method::GramF64
+        && too_fine_for_gram(&spectrum.values, &options.lora_ranks)
+    {
+        CpuBackend.svd_route(&delta_view)?
+    } else {
+        spectrum.values
     };
-    let delta_values = spectrum(&delta_view)?;
-    Ok(MatrixDiff::new(
-        stats,
-        SpectralMetrics::new(&spectrum(base)?, rtol),
-        Some(SpectralMetrics::new(&spectrum(model)?, rtol)),
-        delta_values,
-        rtol,
-        lora_ranks,
-    ))
+    MatrixDiff::new(stats, base, model, delta_values, engine, options)
+}
+
+/// Whether a LoRA fit error would come from σ's the Gram route cannot
+/// resolve: its σᵢ² carry an absolute error of about n·ε·σ₁², so a tail
+/// energy within 10⁶ of that (fit errors below ~1e-4 for n in the
+/// thousands) is redone by the SVD route, whose σᵢ are accurate to ε·σ₁.
+/// A delta that is almost exactly of low rank (a merged adapter stored in
+/// f32, say) is the case this catches.
+fn too_fine_for_gram(values: &[f64], lora_ranks: &[usize]) -> bool {
+    let n = values.len();
+    let Some(&top) = values.first() else {
+        return false;
+    };
+    let floor = 1e6 * n as f64 * f64::EPSILON * top * top;
+    top > 0.0
+        && lora_ranks
+            .iter()
+            .any(|&r| r < n && values[r..].iter().map(|s| s * s).sum::<f64>() < floor)
 }
 
 impl MatrixDiff {
+    /// Completes a comparison whose ΔW is known: the spectra of both sides
+    /// and, with `top_k`, their top vectors.
     fn new(
         stats: DeltaStats,
-        base: SpectralMetrics,
-        model: Option<SpectralMetrics>,
+        base: &MatrixView<'_>,
+        model: &MatrixView<'_>,
         delta_values: Vec<f64>,
-        rank_rtol: f64,
-        lora_ranks: &[usize],
-    ) -> MatrixDiff {
-        let delta = SpectralMetrics::new(&delta_values, rank_rtol);
-        MatrixDiff {
+        engine: &Engine,
+        options: &DiffOptions,
+    ) -> std::result::Result<MatrixDiff, DiffError> {
+        let rtol = engine.options().rank_rtol;
+        let (base_values, model_values, subspace) = if options.delta_only {
+            (None, None, None)
+        } else if options.top_k == 0 {
+            let base_values = engine.spectrum(base)?.values;
+            (
+                Some(base_values),
+                Some(engine.spectrum(model)?.values),
+                None,
+            )
+        } else {
+            let top = |view: &MatrixView<'_>, all: bool| {
+                SingularVectors::compute(view, options.top_k, all)
+            };
+            let (b, m) = (top(base, true)?, top(model, false)?);
+            let cosines = b.max_left_cosines(base, m.left(), rtol)?;
+            let subspace = Subspace {
+                k: m.k(),
+                overlap_left: subspace_overlap(b.left(), m.left()),
+                overlap_right: subspace_overlap(b.right(), m.right()),
+                intruders: cosines
+                    .iter()
+                    .filter(|&&c| c < options.intruder_threshold)
+                    .count(),
+                angle_bound: b.angle_bound().zip(m.angle_bound()).map(|(x, y)| x.max(y)),
+            };
+            // The band rule of the spectra: a σ next to the rank tolerance
+            // is settled by the engine's SVD route.
+            let values = |svd: SingularVectors, view: &MatrixView<'_>| {
+                if near_tolerance(svd.values(), rtol) {
+                    engine.spectrum(view).map(|s| s.values)
+                } else {
+                    Ok(svd.into_values())
+                }
+            };
+            (
+                Some(values(b, base)?),
+                Some(values(m, model)?),
+                Some(subspace),
+            )
+        };
+        let delta = SpectralMetrics::new(&delta_values, rtol);
+        let metrics = |values: Option<Vec<f64>>| values.map(|v| SpectralMetrics::new(&v, rtol));
+        let base = metrics(base_values);
+        Ok(MatrixDiff {
             stats,
-            rel_spec: (base.spectral_norm > 0.0).then(|| delta.spectral_norm / base.spectral_norm),
-            lora_fit: lora_ranks
+            rel_spec: base
+                .as_ref()
+                .filter(|b| b.spectral_norm > 0.0)
+                .map(|b| delta.spectral_norm / b.spectral_norm),
+            lora_fit: options
+                .lora_ranks
                 .iter()
                 .map(|&r| (r, lora_fit_error(&delta_values, r)))
                 .collect(),
             delta,
             base,
-            model,
+            model: metrics(model_values),
+            subspace,
             delta_values,
-        }
+        })
     }
 }

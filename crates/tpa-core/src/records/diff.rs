@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use super::{Cell, Record, RunInfo};
 use crate::analyses::classify::{Placement, classify};
 use crate::analyses::diff::{
-    DeltaStats, DiffError, LoraUpdate, MatrixDiff, diff_lora, diff_matrices,
+    DeltaStats, DiffError, DiffOptions, MatrixDiff, Subspace, diff_lora, diff_matrices,
 };
 use crate::analyses::spectrum::Engine;
 use crate::analyses::spectrum::metrics::SpectralMetrics;
 use crate::error::Result;
-use crate::tensors::MatrixView;
+use crate::tensors::{LoraUpdate, MatrixView};
 
 /// How a tensor of either checkpoint was compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +45,13 @@ pub struct DiffSpectra {
     pub rel_spec: Option<f64>,
     /// (rank, ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F) per `--lora-ranks`.
     pub lora_fit: Vec<(usize, Option<f64>)>,
-    /// Base and model; the model's are empty for a LoRA adapter.
+    /// Base and model (empty with `--delta-only`).
     pub alpha: [Option<f64>; 2],
     pub stable_rank: [Option<f64>; 2],
     pub spectral_norm: [Option<f64>; 2],
+    /// The top singular vectors compared (`--top-k`).
+    #[serde(default)]
+    pub subspace: Option<Subspace>,
 }
 
 impl DiffSpectra {
@@ -65,15 +68,19 @@ impl DiffSpectra {
             delta_spectral_norm: d.delta.spectral_norm,
             rel_spec: d.rel_spec,
             lora_fit: d.lora_fit.clone(),
-            alpha: [alpha(&d.base), d.model.as_ref().and_then(alpha)],
+            alpha: [
+                d.base.as_ref().and_then(alpha),
+                d.model.as_ref().and_then(alpha),
+            ],
             stable_rank: [
-                d.base.stable_rank,
+                d.base.as_ref().and_then(|m| m.stable_rank),
                 d.model.as_ref().and_then(|m| m.stable_rank),
             ],
             spectral_norm: [
-                Some(d.base.spectral_norm),
+                d.base.as_ref().map(|m| m.spectral_norm),
                 d.model.as_ref().map(|m| m.spectral_norm),
             ],
+            subspace: d.subspace,
         }
     }
 }
@@ -103,12 +110,12 @@ impl DiffRecord {
         base: &MatrixView<'_>,
         model: &MatrixView<'_>,
         engine: &Engine,
-        lora_ranks: &[usize],
+        options: &DiffOptions,
     ) -> Result<DiffRecord> {
         let start = std::time::Instant::now();
         let mut record = DiffRecord::listed(model, DiffStatus::Compared);
         record.base_dtype = base.tensor().code_type();
-        record.absorb(diff_matrices(base, model, engine, lora_ranks))?;
+        record.absorb(diff_matrices(base, model, engine, options))?;
         record.seconds = start.elapsed().as_secs_f64();
         Ok(record)
     }
@@ -119,13 +126,13 @@ impl DiffRecord {
         update: &LoraUpdate,
         adapter_dtype: String,
         engine: &Engine,
-        lora_ranks: &[usize],
+        options: &DiffOptions,
     ) -> Result<DiffRecord> {
         let start = std::time::Instant::now();
         let mut record = DiffRecord::listed(base, DiffStatus::Compared);
         record.base_dtype = base.tensor().code_type();
         record.model_dtype = adapter_dtype;
-        record.absorb(diff_lora(base, update, engine, lora_ranks))?;
+        record.absorb(diff_lora(base, update, engine, options))?;
         record.seconds = start.elapsed().as_secs_f64();
         Ok(record)
     }
@@ -196,12 +203,16 @@ pub struct DiffRow<'a> {
     pub base_path: &'a str,
     /// `--lora-ranks`: one `lora_fit_err_R` column each.
     pub lora_ranks: &'a [usize],
+    /// `--top-k`: the `subspace_overlap_*_K` and `intruders_K` columns
+    /// (none for 0).
+    pub top_k: usize,
     pub record: &'a DiffRecord,
 }
 
 impl Record for DiffRow<'_> {
     /// The columns without the `lora_fit_err_R` ones, which stand after
-    /// `delta_stable_rank` (see [`Record::columns`]).
+    /// `delta_stable_rank`, and the top-k vector ones, which stand after
+    /// `spectral_norm_model` (see [`Record::columns`]).
     const COLUMNS: &'static [&'static str] = &[
         "base_path",
         "model_path",
@@ -246,7 +257,25 @@ impl Record for DiffRow<'_> {
             .map(|c| (*c).to_owned())
             .collect();
         columns.extend(self.lora_ranks.iter().map(|r| format!("lora_fit_err_{r}")));
-        columns.extend(Self::COLUMNS[at..].iter().map(|c| (*c).to_owned()));
+        columns.extend(
+            Self::COLUMNS[at..VECTORS_AFTER]
+                .iter()
+                .map(|c| (*c).to_owned()),
+        );
+        if self.top_k > 0 {
+            let k = self.top_k;
+            columns.extend([
+                format!("subspace_overlap_left_{k}"),
+                format!("subspace_overlap_right_{k}"),
+                format!("intruders_{k}"),
+                "vectors_angle_bound".to_owned(),
+            ]);
+        }
+        columns.extend(
+            Self::COLUMNS[VECTORS_AFTER..]
+                .iter()
+                .map(|c| (*c).to_owned()),
+        );
         columns
     }
 
@@ -289,6 +318,18 @@ impl Record for DiffRow<'_> {
             Cell::opt_float(sp.and_then(|s| s.stable_rank[1])),
             Cell::opt_float(sp.and_then(|s| s.spectral_norm[0])),
             Cell::opt_float(sp.and_then(|s| s.spectral_norm[1])),
+        ]);
+        debug_assert_eq!(cells.len(), VECTORS_AFTER + self.lora_ranks.len());
+        if self.top_k > 0 {
+            let top = sp.and_then(|s| s.subspace);
+            cells.extend([
+                Cell::opt_float(top.map(|t| t.overlap_left)),
+                Cell::opt_float(top.map(|t| t.overlap_right)),
+                Cell::opt_uint(top.map(|t| t.intruders as u64)),
+                Cell::opt_float(top.and_then(|t| t.angle_bound)),
+            ]);
+        }
+        cells.extend([
             Cell::opt_float(sp.map(|s| s.delta_spectral_norm)),
             Cell::opt_uint(st.map(|s| s.numel)),
             Cell::opt_uint(st.map(|s| s.changed)),
@@ -303,3 +344,6 @@ impl Record for DiffRow<'_> {
 
 /// Position of the first `lora_fit_err_R` column: after `delta_stable_rank`.
 const LORA_AFTER: usize = 21;
+/// Position (in [`DiffRow::COLUMNS`]) of the top-k vector columns: after
+/// `spectral_norm_model`.
+const VECTORS_AFTER: usize = 27;

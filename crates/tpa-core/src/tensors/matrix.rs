@@ -2,12 +2,13 @@
 
 use std::borrow::Cow;
 
-use super::{DType, TensorView};
+use super::{DType, LoraUpdate, TensorView};
 use crate::analyses::classify::{BlockType, classify};
 use crate::error::Result;
 
 /// A rows × cols matrix stored row-major somewhere inside a tensor; or the
-/// difference of two such matrices (see [`MatrixView::minus`]).
+/// difference of two such matrices (see [`MatrixView::minus`]), or one plus
+/// a low-rank update (see [`MatrixView::plus`]).
 #[derive(Clone, Copy)]
 pub struct MatrixView<'m> {
     tensor: TensorView<'m>,
@@ -16,9 +17,16 @@ pub struct MatrixView<'m> {
     rows: usize,
     cols: usize,
     expert_index: Option<u32>,
-    /// A matrix subtracted from this one, element by element: its tensor and
-    /// offset (same shape).
-    base: Option<(TensorView<'m>, usize)>,
+    /// What is read on top of the stored values.
+    adjustment: Option<Adjustment<'m>>,
+}
+
+#[derive(Clone, Copy)]
+enum Adjustment<'m> {
+    /// A matrix subtracted element by element: its tensor and offset (same shape).
+    Minus(TensorView<'m>, usize),
+    /// A low-rank update added (same shape).
+    Plus(&'m LoraUpdate),
 }
 
 impl<'m> MatrixView<'m> {
@@ -31,7 +39,7 @@ impl<'m> MatrixView<'m> {
             rows,
             cols,
             expert_index: None,
-            base: None,
+            adjustment: None,
         }
     }
 
@@ -58,7 +66,7 @@ impl<'m> MatrixView<'m> {
                     rows,
                     cols,
                     expert_index: Some(e as u32),
-                    base: None,
+                    adjustment: None,
                 })
                 .collect(),
             None => vec![MatrixView::whole(tensor)],
@@ -116,17 +124,21 @@ impl<'m> MatrixView<'m> {
     /// # Ok::<(), tpa_core::Error>(())
     /// ```
     pub fn minus(self, base: MatrixView<'m>) -> Option<MatrixView<'m>> {
-        (self.shape() == base.shape() && self.base.is_none() && base.base.is_none()).then_some(
-            MatrixView {
-                base: Some((base.tensor, base.offset)),
+        (self.shape() == base.shape() && self.adjustment.is_none() && base.adjustment.is_none())
+            .then_some(MatrixView {
+                adjustment: Some(Adjustment::Minus(base.tensor, base.offset)),
                 ..self
-            },
-        )
+            })
     }
 
-    /// Whether this is a difference of two matrices ([`MatrixView::minus`]).
-    pub fn is_difference(&self) -> bool {
-        self.base.is_some()
+    /// This matrix plus `update`, read row by row without forming the
+    /// update (`None` when the shapes differ): a base weight with a LoRA
+    /// adapter merged, for the spectral routes.
+    pub fn plus(self, update: &'m LoraUpdate) -> Option<MatrixView<'m>> {
+        (self.shape() == update.shape() && self.adjustment.is_none()).then_some(MatrixView {
+            adjustment: Some(Adjustment::Plus(update)),
+            ..self
+        })
     }
 
     /// Decodes `W[row, col .. col + out.len()]`.
@@ -134,7 +146,10 @@ impl<'m> MatrixView<'m> {
         debug_assert!(row < self.rows && col + out.len() <= self.cols);
         let at = row * self.cols + col;
         self.tensor.decode_into(self.offset + at, out)?;
-        if let Some((base, offset)) = self.base {
+        if let Some(Adjustment::Plus(update)) = self.adjustment {
+            update.add_row_segment(row, col, out);
+        }
+        if let Some(Adjustment::Minus(base, offset)) = self.adjustment {
             // One buffer per thread: this runs for every row the spectral
             // routes read.
             thread_local! {
@@ -159,10 +174,11 @@ impl<'m> MatrixView<'m> {
     pub fn stored_rows(&self, row: usize, count: usize) -> Result<Cow<'m, [u8]>> {
         let start = self.offset + row * self.cols;
         let len = count * self.cols;
-        if self.tensor.quantization().is_none() && self.base.is_none() {
+        if self.tensor.quantization().is_none() && self.adjustment.is_none() {
             return self.tensor.stored_bytes(start, len).map(Cow::Borrowed);
         }
-        // A difference goes up as f64 too, computed here like a dequantized weight.
+        // A difference or a merged update goes up as f64 too, computed here
+        // like a dequantized weight.
         let mut values = vec![0.0f64; len];
         for r in 0..count {
             self.decode_row_segment(row + r, 0, &mut values[r * self.cols..(r + 1) * self.cols])?;
@@ -175,7 +191,7 @@ impl<'m> MatrixView<'m> {
     /// The dtype of [`Self::stored_rows`]: the tensor's, or f64 for a
     /// quantized weight.
     pub fn stored_dtype(&self) -> DType {
-        match (self.tensor.quantization(), self.base) {
+        match (self.tensor.quantization(), self.adjustment) {
             (None, None) => self.tensor.dtype(),
             _ => DType(safetensors::Dtype::F64),
         }
@@ -185,7 +201,7 @@ impl<'m> MatrixView<'m> {
     pub fn release_rows(&self, row: usize, count: usize) {
         self.tensor
             .release(self.offset + row * self.cols, count * self.cols);
-        if let Some((base, offset)) = self.base {
+        if let Some(Adjustment::Minus(base, offset)) = self.adjustment {
             base.release(offset + row * self.cols, count * self.cols);
         }
     }

@@ -6,6 +6,7 @@
 //! kernel, so that streaming a whole model keeps resident memory bounded.
 
 mod dtype;
+mod lowrank;
 mod matrix;
 pub(crate) mod minifloat;
 pub mod quant;
@@ -13,6 +14,7 @@ pub mod quant;
 use std::path::Path;
 
 pub use dtype::{DType, decode};
+pub use lowrank::LoraUpdate;
 pub use matrix::{MatrixView, stacked_experts};
 pub use quant::Quantized;
 

@@ -14,16 +14,16 @@ use crate::metrics::Metric;
 pub const WIDTH: f64 = 900.0;
 
 /// What a heatmap shows, besides its cells.
-struct Labels {
-    title: String,
-    note: &'static str,
-    value_label: String,
-    colors: Colors,
+pub(crate) struct Labels {
+    pub(crate) title: String,
+    pub(crate) note: &'static str,
+    pub(crate) value_label: String,
+    pub(crate) colors: Colors,
 }
 
 /// The heatmap of grouped cells: rows are the series, columns every layer
 /// from the first to the last; `None` when there are no cells.
-fn heatmap_of(
+pub(crate) fn heatmap_of(
     series: &[(String, Vec<Cell>)],
     labels: Labels,
     tip: impl Fn(&str, &Cell) -> String,

@@ -2,6 +2,7 @@
 
 pub mod cards;
 pub mod compare;
+pub mod diff;
 pub mod distributions;
 pub mod embedding;
 pub mod heatmaps;

@@ -156,7 +156,15 @@ impl Heatmap {
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                         (a.min(v), b.max(v))
                     });
-                if lo <= hi { (lo, hi) } else { (0.0, 1.0) }
+                match (lo < hi, lo == hi) {
+                    (true, _) => (lo, hi),
+                    // One value everywhere: a colour bar around it, so that
+                    // it still reads off.
+                    (_, true) if log => (lo / 2.0, hi * 2.0),
+                    (_, true) if lo != 0.0 => (lo - 0.1 * lo.abs(), hi + 0.1 * hi.abs()),
+                    (_, true) => (0.0, 1.0),
+                    _ => (0.0, 1.0),
+                }
             }
         }
     }

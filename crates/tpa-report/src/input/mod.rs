@@ -1,6 +1,7 @@
 //! What a report is made from: result files, their spectra files and
 //! `tpa-embedding` outputs. The model itself is never needed.
 
+mod diff;
 mod embedding;
 mod matrix;
 mod result;
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+pub use diff::{DiffMatrix, DiffResult};
 pub use embedding::{ClusterReport, ClusteringReport, CurveRow, Embedding, RunReport};
 pub use matrix::Matrix;
 pub use result::{Kind, ResultFile};

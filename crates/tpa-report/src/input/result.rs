@@ -43,18 +43,19 @@ impl ResultFile {
                 "cannot tell the format: a result ends in .csv, .json or .jsonl",
             )
         })?;
-        let text = std::fs::read_to_string(path).map_err(|e| input(path, e))?;
-        let (rows, summary) = match format {
-            Format::Csv => (csv_rows(path, &text)?, None),
-            Format::Jsonl => (jsonl_rows(path, &text)?, None),
-            Format::Json => json_rows(path, &text)?,
-        };
+        let (rows, summary) = read_rows(path, format)?;
         let kind = match rows.first() {
             None => {
                 return Err(input(path, "the result has no rows"));
             }
             Some(first) if first.has("actual_rank") => Kind::Transformer,
             Some(first) if first.has("rank") => Kind::Analyze,
+            Some(first) if first.has("rel_fro") => {
+                return Err(input(
+                    path,
+                    "a tpa-diff result: read it with DiffResult (tpa-report does)",
+                ));
+            }
             Some(_) => {
                 return Err(input(
                     path,
@@ -86,21 +87,39 @@ impl ResultFile {
     }
 }
 
+/// The rows of a result file of `format`, and its JSON summary.
+pub(crate) fn read_rows(path: &Path, format: Format) -> Result<(Vec<Row>, Option<Value>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| input(path, e))?;
+    match format {
+        Format::Csv => Ok((csv_rows(path, &text)?, None)),
+        Format::Jsonl => Ok((jsonl_rows(path, &text)?, None)),
+        Format::Json => json_rows(path, &text),
+    }
+}
+
 /// One row of any format, by column name.
-enum Row {
+pub(crate) enum Row {
     Csv(HashMap<String, String>),
     Json(Map<String, Value>),
 }
 
 impl Row {
-    fn has(&self, column: &str) -> bool {
+    /// The row's column names.
+    pub(crate) fn columns(&self) -> Vec<&str> {
+        match self {
+            Row::Csv(m) => m.keys().map(String::as_str).collect(),
+            Row::Json(m) => m.keys().map(String::as_str).collect(),
+        }
+    }
+
+    pub(crate) fn has(&self, column: &str) -> bool {
         match self {
             Row::Csv(m) => m.contains_key(column),
             Row::Json(m) => m.contains_key(column),
         }
     }
 
-    fn text(&self, column: &str) -> Option<String> {
+    pub(crate) fn text(&self, column: &str) -> Option<String> {
         match self {
             Row::Csv(m) => m.get(column).filter(|s| !s.is_empty()).cloned(),
             Row::Json(m) => match m.get(column)? {
@@ -111,7 +130,7 @@ impl Row {
         }
     }
 
-    fn float(&self, column: &str) -> Result<Option<f64>, String> {
+    pub(crate) fn float(&self, column: &str) -> Result<Option<f64>, String> {
         match self {
             Row::Json(m) => match m.get(column) {
                 None | Some(Value::Null) => Ok(None),
@@ -128,7 +147,7 @@ impl Row {
         }
     }
 
-    fn uint(&self, column: &str) -> Result<Option<u64>, String> {
+    pub(crate) fn uint(&self, column: &str) -> Result<Option<u64>, String> {
         match self.float(column)? {
             None => Ok(None),
             Some(v) if v >= 0.0 && v.fract() == 0.0 => Ok(Some(v as u64)),
@@ -219,7 +238,7 @@ fn matrix(row: &Row, kind: Kind) -> Result<Matrix, String> {
 
 /// A stacked expert tensor ([E, out, in]) gives E rows with one name; they
 /// become `NAME[e]`, as tpa-transformer names them in its spectra file.
-fn name_stacked_experts(matrices: &mut [Matrix]) {
+pub(crate) fn name_stacked_experts(matrices: &mut [Matrix]) {
     let mut count: HashMap<&str, usize> = HashMap::new();
     for m in matrices.iter() {
         *count.entry(m.param_name.as_str()).or_default() += 1;

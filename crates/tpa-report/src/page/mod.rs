@@ -1,6 +1,7 @@
 //! The pages: `report.html` (self-contained) and `report.md`.
 
 pub mod compare;
+pub mod diff;
 pub mod html;
 pub mod markdown;
 pub mod model;

@@ -20,6 +20,7 @@ pub mod cuda;
 mod eigen;
 pub mod metrics;
 pub mod powerlaw;
+pub mod vectors;
 
 use std::sync::{Mutex, TryLockError};
 use std::time::Instant;
@@ -133,7 +134,7 @@ pub fn spectrum_on(
 }
 
 /// Whether some σ lies within ±[`TOLERANCE_BAND`] of rtol·σmax.
-fn near_tolerance(values: &[f64], rank_rtol: f64) -> bool {
+pub(crate) fn near_tolerance(values: &[f64], rank_rtol: f64) -> bool {
     let Some(&max) = values.first() else {
         return false;
     };
