@@ -100,8 +100,25 @@ pub fn delta_stats(base: &MatrixView<'_>, model: &MatrixView<'_>) -> Result<Delt
             let d = y - x;
             stats.add(x, d, d != 0.0);
         }
+        release_done(row, rows, &[base, model]);
     }
     Ok(stats)
+}
+
+/// Rows read per release of their file pages in the element-wise passes.
+const RELEASE_ROWS: usize = 64;
+
+/// After row `row` of `rows`, gives the pages of the finished rows back
+/// every [`RELEASE_ROWS`] rows, so that a pass over a whole model keeps
+/// resident memory bounded (as the spectral routes do).
+fn release_done(row: usize, rows: usize, views: &[&MatrixView<'_>]) {
+    let done = row + 1;
+    if done % RELEASE_ROWS == 0 || done == rows {
+        let start = (done - 1) / RELEASE_ROWS * RELEASE_ROWS;
+        for view in views {
+            view.release_rows(start, done - start);
+        }
+    }
 }
 
 /// ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F, what the best rank-`r` approximation (a LoRA of
@@ -246,6 +263,7 @@ pub fn diff_lora(
             // Changed: the merged value differs from the stored one.
             stats.add(x, dx, x + dx != x);
         }
+        release_done(i, rows, &[base]);
     }
     if stats.nonfinite > 0 {
         return Err(DiffError::NonFinite(stats));
