@@ -45,22 +45,7 @@ impl SpectralBackend for CpuBackend {
     }
 
     fn gram_route(&self, matrix: &MatrixView<'_>) -> Result<Vec<f64>, BackendError> {
-        let n = gram_order(matrix);
-        let mut gram = Mat::<f64>::zeros(n, n);
-        for_each_block(matrix, |block| {
-            matmul(
-                gram.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                block.transpose(),
-                BlockStructure::Rectangular,
-                block,
-                BlockStructure::Rectangular,
-                1.0,
-                Par::Seq,
-            );
-            Ok(())
-        })?;
+        let gram = gram_matrix(matrix)?;
         let eigenvalues = symmetric_eigenvalues(gram).map_err(BackendError::Failed)?;
         Ok(descending(
             eigenvalues.into_iter().map(|l| l.max(0.0).sqrt()).collect(),
@@ -133,6 +118,28 @@ impl SpectralBackend for CpuBackend {
         values.resize(n, 0.0);
         Ok(descending(values))
     }
+}
+
+/// G = TᵀT of the tall orientation T (n × n, lower triangle), accumulated
+/// in f64 block by block.
+pub(crate) fn gram_matrix(matrix: &MatrixView<'_>) -> crate::error::Result<Mat<f64>> {
+    let n = gram_order(matrix);
+    let mut gram = Mat::<f64>::zeros(n, n);
+    for_each_block(matrix, |block| {
+        matmul(
+            gram.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            block.transpose(),
+            BlockStructure::Rectangular,
+            block,
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+        Ok(())
+    })?;
+    Ok(gram)
 }
 
 fn descending(mut values: Vec<f64>) -> Vec<f64> {

@@ -38,11 +38,11 @@
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::matmul;
-use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 
 use super::BackendError;
 use super::blocks::{for_each_block, gram_order};
+use super::cpu::gram_matrix;
 use crate::tensors::MatrixView;
 
 /// A matrix's singular values and top-k singular vectors (and, when asked
@@ -77,21 +77,7 @@ impl SingularVectors {
         let n = gram_order(matrix);
         let long_len = rows.max(cols);
         let k = k.min(n);
-        let mut gram = Mat::<f64>::zeros(n, n);
-        for_each_block(matrix, |block| {
-            triangular::matmul(
-                gram.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                block.transpose(),
-                BlockStructure::Rectangular,
-                block,
-                BlockStructure::Rectangular,
-                1.0,
-                Par::Seq,
-            );
-            Ok(())
-        })?;
+        let gram = gram_matrix(matrix)?;
         let (eigenvalues, eigenvectors) = eigendecomposition(gram)?;
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
