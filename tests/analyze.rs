@@ -71,7 +71,8 @@ fn csv_has_the_original_columns_first_and_known_values() {
             "file",
             "digest",
             "quant",
-            "quant_bytes"
+            "quant_bytes",
+            "hf_name"
         ]
     );
     assert_eq!(table.rows.len(), 2 + 2 * 9 + 1);

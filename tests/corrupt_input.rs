@@ -299,3 +299,194 @@ fn write_failure_removes_the_temporary_file() {
     );
     assert!(files_in(dir.path()).is_empty());
 }
+
+// GGUF files: each lie in the header is an error naming the file (and the
+// tensor, where one is at fault).
+
+use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
+
+fn gguf_tensors() -> Vec<GgufTensor> {
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    vec![
+        GgufTensor::f32("blk.0.attn_q.weight", 8, 8, &values),
+        GgufTensor::f32("blk.0.attn_k.weight", 8, 8, &values),
+    ]
+}
+
+fn gguf_case(tensors: &[GgufTensor]) -> Vec<u8> {
+    gguf_bytes(
+        &[("general.architecture", GgufValue::String("llama".into()))],
+        tensors,
+        32,
+    )
+}
+
+fn gguf_fails(bytes: &[u8]) -> String {
+    Case::with_file("model.gguf", bytes).fails()
+}
+
+#[test]
+fn gguf_truncated_file() {
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes.truncate(bytes.len() - 10);
+    let err = gguf_fails(&bytes);
+    assert_mentions(
+        &err,
+        &["model.gguf", "tensor blk.0.attn_k.weight", "truncated"],
+    );
+}
+
+#[test]
+fn gguf_truncated_header() {
+    let bytes = gguf_case(&gguf_tensors());
+    let err = gguf_fails(&bytes[..40]);
+    assert_mentions(&err, &["model.gguf", "not a valid GGUF file", "truncated"]);
+}
+
+#[test]
+fn gguf_bad_magic_and_versions() {
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[..4].copy_from_slice(b"GGUG");
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "GGUF magic"]);
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[4..8].copy_from_slice(&7u32.to_le_bytes());
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "version 7"]);
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[4..8].copy_from_slice(&3u32.to_be_bytes());
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "big-endian"]);
+}
+
+#[test]
+fn gguf_absurd_counts_and_string_lengths() {
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[8..16].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "tensor count"]);
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[16..24].copy_from_slice(&1_000_000_000u64.to_le_bytes());
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "metadata count"]);
+    // The first key's length.
+    let mut bytes = gguf_case(&gguf_tensors());
+    bytes[24..32].copy_from_slice(&(u64::MAX - 5).to_le_bytes());
+    assert_mentions(
+        &gguf_fails(&bytes),
+        &["model.gguf", "metadata key 0", "claims"],
+    );
+}
+
+#[test]
+fn gguf_offset_outside_the_file() {
+    let mut tensors = gguf_tensors();
+    tensors[1].offset = Some(1 << 20);
+    let err = gguf_fails(&gguf_case(&tensors));
+    assert_mentions(
+        &err,
+        &[
+            "model.gguf",
+            "tensor blk.0.attn_k.weight",
+            "outside the data section",
+        ],
+    );
+}
+
+#[test]
+fn gguf_unaligned_and_overlapping_offsets() {
+    let mut tensors = gguf_tensors();
+    tensors[1].offset = Some(4);
+    let err = gguf_fails(&gguf_case(&tensors));
+    assert_mentions(
+        &err,
+        &[
+            "model.gguf",
+            "blk.0.attn_k.weight",
+            "not a multiple of the alignment 32",
+        ],
+    );
+    let mut tensors = gguf_tensors();
+    tensors[1].offset = Some(0);
+    let err = gguf_fails(&gguf_case(&tensors));
+    assert_mentions(&err, &["model.gguf", "overlap"]);
+}
+
+#[test]
+fn gguf_unknown_and_refused_types() {
+    for (id, needle) in [
+        (99, "unknown ggml type 99"),
+        (9, "q8_1"),
+        (15, "q8_k"),
+        (4, "unknown ggml type 4"),
+    ] {
+        let mut tensors = gguf_tensors();
+        tensors[1].ggml_type = id;
+        let err = gguf_fails(&gguf_case(&tensors));
+        assert_mentions(&err, &["model.gguf", "tensor blk.0.attn_k.weight", needle]);
+    }
+}
+
+#[test]
+fn gguf_rows_that_do_not_fill_blocks() {
+    let mut tensors = gguf_tensors();
+    // Q4_0 blocks hold 32 elements; rows of 8 cannot be stored.
+    tensors[1].ggml_type = 2;
+    let err = gguf_fails(&gguf_case(&tensors));
+    assert_mentions(
+        &err,
+        &[
+            "model.gguf",
+            "blk.0.attn_k.weight",
+            "whole q4_0 blocks of 32",
+        ],
+    );
+}
+
+#[test]
+fn gguf_bad_alignment_and_nested_arrays() {
+    let bytes = gguf_bytes(
+        &[("general.alignment", GgufValue::U32(48))],
+        &gguf_tensors(),
+        32,
+    );
+    assert_mentions(
+        &gguf_fails(&bytes),
+        &["model.gguf", "general.alignment", "power of two"],
+    );
+    let mut bytes = gguf_bytes(&[("x", GgufValue::Strings(vec!["a".into()]))], &[], 32);
+    // Turn the array's element type (STRING) into ARRAY.
+    let at = 24 + 8 + 1 + 4;
+    bytes[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+    assert_mentions(&gguf_fails(&bytes), &["model.gguf", "nested array"]);
+}
+
+#[test]
+fn gguf_split_set_with_a_missing_file_or_wrong_numbers() {
+    let case = Case::new();
+    let split = |no: u32, count: u32| {
+        gguf_bytes(
+            &[
+                ("split.no", GgufValue::U32(no)),
+                ("split.count", GgufValue::U32(count)),
+            ],
+            &[],
+            32,
+        )
+    };
+    std::fs::write(case.model.join("m-00001-of-00003.gguf"), split(0, 3)).unwrap();
+    std::fs::write(case.model.join("m-00002-of-00003.gguf"), split(1, 3)).unwrap();
+    assert_mentions(&case.fails(), &["m-00003-of-00003.gguf", "does not exist"]);
+    std::fs::write(case.model.join("m-00003-of-00003.gguf"), split(1, 3)).unwrap();
+    assert_mentions(
+        &case.fails(),
+        &["m-00003-of-00003.gguf", "split.no = 2", "holds 1"],
+    );
+}
+
+#[test]
+fn a_directory_with_two_gguf_models_asks_for_one() {
+    let case = Case::new();
+    let bytes = gguf_case(&gguf_tensors());
+    std::fs::write(case.model.join("m.Q4_K_M.gguf"), &bytes).unwrap();
+    std::fs::write(case.model.join("m.Q8_0.gguf"), &bytes).unwrap();
+    assert_mentions(
+        &case.fails(),
+        &["several GGUF models", "m.Q4_K_M.gguf", "m.Q8_0.gguf"],
+    );
+}

@@ -7,7 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Table, analyze, assert_success, float, stderr, transformer, workspace};
+use common::{
+    Table, analyze, assert_golden_matrix, assert_success, float, stderr, transformer, workspace,
+};
 use serde_json::{Value, json};
 use tpa_testkit::quantized::{Scheme, write_quantized_model};
 use tpa_testkit::{Dtype, Fill, TensorSpec};
@@ -35,15 +37,6 @@ fn run_transformer(model: &Path, extra: &[&str]) -> Table {
     let output = transformer(&args);
     assert_success(&output);
     Table::read(&out)
-}
-
-fn close(ours: &str, want: &Value, what: &str) {
-    let (ours, want) = (float(ours), want.as_f64().unwrap());
-    let tolerance = 1e-9 * want.abs().max(1e-300);
-    assert!(
-        (ours - want).abs() <= tolerance,
-        "{what}: tpa {ours:e}, numpy {want:e}"
-    );
 }
 
 #[test]
@@ -92,33 +85,7 @@ fn every_format_matches_the_golden_statistics_and_ranks_of_its_dequantized_weigh
                     "{}",
                     what("quant")
                 );
-                for column in ["mean", "std", "var", "min", "max"] {
-                    close(&row[column], &m[column], &what(column));
-                }
-                assert_eq!(
-                    float(&row["sparsity"]),
-                    m["sparsity"].as_f64().unwrap(),
-                    "{}",
-                    what("sparsity")
-                );
-                assert_eq!(row["numel"], m["numel"].to_string(), "{}", what("numel"));
-                assert_eq!(
-                    row["actual_rank"],
-                    m["actual_rank"].to_string(),
-                    "{}",
-                    what("rank")
-                );
-                assert_eq!(
-                    row["svd_90_percent_rank"],
-                    m["energy_rank_90"].to_string(),
-                    "{}",
-                    what("90% rank")
-                );
-                close(
-                    &row["spectral_norm"],
-                    &m["spectral_norm"],
-                    &what("spectral_norm"),
-                );
+                assert_golden_matrix(row, m, &format!("{case} {name}[{e}]"));
                 if shape.len() == 2 {
                     assert_eq!(row["shape"], format!("{shape:?}"), "{}", what("shape"));
                 }

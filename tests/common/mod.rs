@@ -93,6 +93,31 @@ pub fn float(field: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{field:?} is not a number"))
 }
 
+/// Checks a tpa-transformer row against one matrix of a numpy/scipy golden
+/// (tests/golden/make_quantized.py, make_gguf.py): statistics and spectral
+/// norm to 1e-9 relative, sparsity, numel and ranks exactly.
+pub fn assert_golden_matrix(row: &HashMap<String, String>, golden: &serde_json::Value, what: &str) {
+    for column in ["mean", "std", "var", "min", "max", "spectral_norm"] {
+        let (ours, want) = (float(&row[column]), golden[column].as_f64().unwrap());
+        assert!(
+            (ours - want).abs() <= 1e-9 * want.abs().max(1e-300),
+            "{what} {column}: tpa {ours:e}, numpy {want:e}"
+        );
+    }
+    assert_eq!(
+        float(&row["sparsity"]),
+        golden["sparsity"].as_f64().unwrap(),
+        "{what} sparsity"
+    );
+    for (column, key) in [
+        ("numel", "numel"),
+        ("actual_rank", "actual_rank"),
+        ("svd_90_percent_rank", "energy_rank_90"),
+    ] {
+        assert_eq!(row[column], golden[key].to_string(), "{what} {column}");
+    }
+}
+
 /// Files in `dir` (temporary files left behind would show up here).
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -13,7 +13,8 @@ use tpa_core::writers::{Format, Journal, prepare_output};
 /// Which model, and how to label it.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
-    /// Model directory or single .safetensors file.
+    /// Model directory, single .safetensors file, or GGUF file (a split set
+    /// X-00001-of-0000N.gguf opens whole from any of its files).
     #[arg(
         long = "model-path",
         visible_alias = "model_path",
@@ -298,7 +299,7 @@ pub fn open_model(args: &ModelArgs) -> Result<Opened> {
             index.display()
         );
     }
-    let config = ModelConfig::load(model.dir()).unwrap_or_else(|e| {
+    let config = model.config().unwrap_or_else(|e| {
         eprintln!("warning: {e}; the summary will lack the config facts");
         None
     });

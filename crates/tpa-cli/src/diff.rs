@@ -61,11 +61,11 @@ Progress is saved to FILE.partial.jsonl as each matrix finishes; --resume contin
     after_help = EXAMPLES
 )]
 pub struct Args {
-    /// The base checkpoint: a model directory or .safetensors file.
+    /// The base checkpoint: a model directory, .safetensors or .gguf file.
     #[arg(long, value_name = "PATH")]
     pub base: PathBuf,
 
-    /// The fine-tuned checkpoint: a model directory or .safetensors file.
+    /// The fine-tuned checkpoint: a model directory, .safetensors or .gguf file.
     #[arg(
         long,
         visible_alias = "model-path",

@@ -288,7 +288,7 @@ pub fn run(args: &Args) -> Result<()> {
     let (names, warning) = if args.skip_representatives {
         (TokenNames::ids_only(), None)
     } else {
-        TokenNames::load(opened.model.dir())
+        TokenNames::of_model(&opened.model)
     };
     if let Some(w) = warning {
         eprintln!("warning: {w}");

@@ -18,6 +18,10 @@ pub enum Error {
     #[error("no .safetensors files in {dir}{hint}")]
     NoSafetensors { dir: PathBuf, hint: String },
 
+    /// A directory that holds several models and no way to choose.
+    #[error("{dir} holds several GGUF models ({found}): give the path of one")]
+    SeveralModels { dir: PathBuf, found: String },
+
     /// An I/O failure on a named file.
     #[error("{path}: {source}")]
     Io {
@@ -45,6 +49,10 @@ pub enum Error {
     /// A `.safetensors` file whose header or layout is invalid.
     #[error("{path}: not a valid safetensors file: {reason}")]
     InvalidShard { path: PathBuf, reason: String },
+
+    /// A `.gguf` file whose header or layout is invalid.
+    #[error("{path}: not a valid GGUF file: {reason}")]
+    InvalidGguf { path: PathBuf, reason: String },
 
     /// A header entry that is invalid on its own (bad offsets, size mismatch).
     #[error("{path}: tensor {tensor}: {reason}")]

@@ -8,6 +8,7 @@
 
 pub mod architectures;
 mod encode;
+pub mod gguf;
 pub mod mock_hub;
 pub mod planted;
 pub mod quantized;

@@ -96,7 +96,10 @@ pub struct Placement {
 pub fn classify(name: &str) -> Placement {
     let segments: Vec<String> = name.split('.').map(str::to_ascii_lowercase).collect();
     Placement {
-        layer_index: index_after(&segments, &["layers", "layer", "h", "blocks", "block"]),
+        layer_index: index_after(
+            &segments,
+            &["layers", "layer", "h", "blocks", "block", "blk"],
+        ),
         expert_index: index_after(&segments, &["experts"]),
         block_type: block_type(&segments),
     }
@@ -129,6 +132,9 @@ fn block_type(segments: &[String]) -> BlockType {
         .any(|m| m.contains("norm") || m.starts_with("ln_") || m == "ln")
     {
         return Norm;
+    }
+    if let Some(block) = gguf_block_type(owner) {
+        return block;
     }
     if param.ends_with("_scale_inv") || param.ends_with("_scale") {
         return QuantScale;
@@ -224,6 +230,31 @@ fn block_type(segments: &[String]) -> BlockType {
         }
     }
     Other
+}
+
+/// GGUF's own module names (gguf-py `constants.py` `TENSOR_NAMES`), which
+/// no Hugging Face name uses.
+fn gguf_block_type(owner: &str) -> Option<BlockType> {
+    use BlockType::*;
+    Some(match owner {
+        "token_embd" => Embedding,
+        "position_embd" => PositionEmbedding,
+        "token_types" => TokenTypeEmbedding,
+        "attn_q" | "attn_q_a" | "attn_q_b" => QProj,
+        "attn_k" => KProj,
+        "attn_v" => VProj,
+        "attn_output" => OProj,
+        "attn_qkv" => Qkv,
+        "attn_kv_a_mqa" | "attn_kv_b" | "attn_k_b" | "attn_v_b" => KvProj,
+        "ffn_gate" => MlpGate,
+        "ffn_up" => MlpUp,
+        "ffn_down" => MlpDown,
+        "ffn_gate_up" => MlpGateUp,
+        "ffn_gate_inp" | "ffn_gate_inp_shexp" | "exp_probs_b" => MoeGate,
+        o if o.ends_with("_exps") || o.ends_with("_chexps") => MoeExpert,
+        o if o.ends_with("_shexp") => Moe,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -527,6 +558,35 @@ mod tests {
             ("encoder.final_layer_norm.weight", None, Norm),
             ("lm_head.weight", None, Output),
         ]);
+    }
+
+    #[test]
+    fn gguf() {
+        check(&[
+            ("token_embd.weight", None, Embedding),
+            ("output.weight", None, Output),
+            ("output_norm.weight", None, Norm),
+            ("blk.3.attn_norm.weight", Some(3), Norm),
+            ("blk.3.attn_q.weight", Some(3), QProj),
+            ("blk.3.attn_k.weight", Some(3), KProj),
+            ("blk.3.attn_v.weight", Some(3), VProj),
+            ("blk.3.attn_output.weight", Some(3), OProj),
+            ("blk.3.attn_q.bias", Some(3), QProj),
+            ("blk.3.attn_qkv.weight", Some(3), Qkv),
+            ("blk.3.attn_q_norm.weight", Some(3), Norm),
+            ("blk.3.ffn_norm.weight", Some(3), Norm),
+            ("blk.3.ffn_gate.weight", Some(3), MlpGate),
+            ("blk.3.ffn_up.weight", Some(3), MlpUp),
+            ("blk.3.ffn_down.weight", Some(3), MlpDown),
+            ("blk.3.ffn_gate_inp.weight", Some(3), MoeGate),
+            ("blk.3.ffn_gate_exps.weight", Some(3), MoeExpert),
+            ("blk.3.ffn_down_exps.weight", Some(3), MoeExpert),
+            ("blk.3.ffn_up_shexp.weight", Some(3), Moe),
+            ("blk.3.attn_kv_a_mqa.weight", Some(3), KvProj),
+            ("blk.3.attn_kv_a_norm.weight", Some(3), Norm),
+            ("blk.3.exp_probs_b.bias", Some(3), MoeGate),
+        ]);
+        assert_eq!(classify("blk.3.ffn_gate_exps.weight").expert_index, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::gguf::{GgufMetadata, Value as GgufValue};
 use crate::error::{Error, Result};
 
 /// Architecture facts from a Hugging Face `config.json`. Every field is
@@ -22,6 +23,16 @@ pub struct ModelConfig {
     pub vocab_size: Option<u64>,
     pub tie_word_embeddings: Option<bool>,
     pub torch_dtype: Option<String>,
+    /// Experts per MoE layer (`{arch}.expert_count` in GGUF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_experts: Option<u64>,
+    /// A GGUF file's `general.file_type` (`llama_ftype`: 15 = Q4_K_M, ...),
+    /// a hint; each tensor's own type is what was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf_file_type: Option<u64>,
+    /// A GGUF file's `general.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ModelConfig {
@@ -73,6 +84,37 @@ impl ModelConfig {
             vocab_size: int(&["vocab_size"]),
             tie_word_embeddings: get(&["tie_word_embeddings"]).and_then(Value::as_bool),
             torch_dtype: string(&["torch_dtype", "dtype"]),
+            num_experts: int(&["num_experts", "num_local_experts", "n_routed_experts"]),
+            ..ModelConfig::default()
+        }
+    }
+
+    /// The same facts from a GGUF file's `general.*` and `{arch}.*` keys.
+    /// `vocab_size` falls back to the token list, and embeddings are tied
+    /// when the file has no `output.weight` (llama.cpp then reuses
+    /// `token_embd`), which the caller says with `has_output`.
+    pub fn from_gguf(metadata: &GgufMetadata, has_output: bool) -> ModelConfig {
+        let int = |key: &str| metadata.arch_int(key).and_then(|v| u64::try_from(v).ok());
+        let general = |key: &str| metadata.get(&format!("general.{key}"));
+        ModelConfig {
+            architecture: metadata.architecture().map(str::to_owned),
+            model_type: metadata.architecture().map(str::to_owned),
+            hidden_size: int("embedding_length"),
+            num_layers: int("block_count"),
+            num_attention_heads: int("attention.head_count"),
+            num_key_value_heads: int("attention.head_count_kv"),
+            intermediate_size: int("feed_forward_length"),
+            vocab_size: int("vocab_size")
+                .or_else(|| metadata.tokens.as_ref().map(|t| t.len() as u64)),
+            tie_word_embeddings: Some(!has_output),
+            torch_dtype: None,
+            num_experts: int("expert_count"),
+            gguf_file_type: general("file_type")
+                .and_then(GgufValue::as_int)
+                .and_then(|v| u64::try_from(v).ok()),
+            name: general("name")
+                .and_then(GgufValue::as_str)
+                .map(str::to_owned),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod adapter;
 mod config;
+pub mod gguf;
 mod index;
 mod shard;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use adapter::{Adapter, LoraModule};
 pub use config::ModelConfig;
+pub use gguf::GgufMetadata;
 pub(crate) use shard::{Shard, TensorEntry};
 
 use crate::error::{Error, Result};
@@ -55,6 +57,10 @@ pub struct Model {
     quant_method: Option<String>,
     quant_caveats: Vec<String>,
     items: Vec<Item>,
+    /// A GGUF model's metadata and its block-quantized weights.
+    gguf: Option<(GgufMetadata, Vec<Quantized>)>,
+    /// How a GGUF model's names map to Hugging Face names.
+    hf_names: Option<gguf::names::HfNames>,
 }
 
 impl Model {
@@ -90,6 +96,20 @@ impl Model {
 
     fn read_as(mut self, reading: Reading) -> Result<Model> {
         self.reading = reading;
+        if let Some((_, quantized)) = &self.gguf {
+            if reading == Reading::Dequantized {
+                self.quantized = quantized.clone();
+                self.quant_method = Some("gguf".into());
+                self.quant_caveats = vec![
+                    "GGUF blocks are dequantized in f32 in ggml's own operation order, so \
+                     every value equals llama.cpp's bit for bit; statistics and spectra \
+                     then work in f64"
+                        .into(),
+                ];
+                self.items = items(&self.entries, &self.quantized, &Default::default());
+            }
+            return Ok(self);
+        }
         if reading == Reading::Dequantized {
             let config = QuantConfig::load(&self.dir)?;
             let detected = quant::detect(&self.entries, &self.shards, config.as_ref())?;
@@ -108,6 +128,9 @@ impl Model {
             },
             _ => Error::io(path, e),
         })?;
+        if metadata.is_file() && gguf::is_gguf(path) {
+            return Model::open_gguf(path);
+        }
         if metadata.is_file() {
             let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
             if path.to_string_lossy().ends_with(".safetensors.index.json") {
@@ -124,12 +147,39 @@ impl Model {
         }
         let files = safetensors_files(path)?;
         if files.is_empty() {
+            let ggufs = gguf::models_in(&read_dir_sorted(path)?);
+            match ggufs.len() {
+                0 => {}
+                1 => return Model::open_gguf(&ggufs[0]),
+                _ => {
+                    return Err(Error::SeveralModels {
+                        dir: path.to_owned(),
+                        found: ggufs
+                            .iter()
+                            .map(|p| file_name(p).to_owned())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
             return Err(Error::NoSafetensors {
                 dir: path.to_owned(),
                 hint: no_safetensors_hint(path),
             });
         }
         Model::open_files(path, path, &files)
+    }
+
+    fn open_gguf(path: &Path) -> Result<Model> {
+        let opened = gguf::open(path)?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let mut model = Model::new(path, &dir, None, opened.shards, opened.entries, Vec::new());
+        model.hf_names = opened.metadata.architecture().and_then(|arch| {
+            let experts = opened.metadata.arch_int("expert_count").unwrap_or(0);
+            gguf::names::HfNames::of(arch, u64::try_from(experts).unwrap_or(0))
+        });
+        model.gguf = Some((opened.metadata, opened.quantized));
+        Ok(model)
     }
 
     fn open_files(path: &Path, dir: &Path, files: &[PathBuf]) -> Result<Model> {
@@ -234,7 +284,26 @@ impl Model {
             quantized: Vec::new(),
             quant_method: None,
             quant_caveats: Vec::new(),
+            gguf: None,
+            hf_names: None,
         }
+    }
+
+    /// The architecture facts: from a GGUF file's metadata, else from
+    /// `config.json` (`Ok(None)` when there is none).
+    pub fn config(&self) -> Result<Option<ModelConfig>> {
+        match self.gguf() {
+            Some(metadata) => {
+                let has_output = self.entries.iter().any(|e| e.name == "output.weight");
+                Ok(Some(ModelConfig::from_gguf(metadata, has_output)))
+            }
+            None => ModelConfig::load(&self.dir),
+        }
+    }
+
+    /// A GGUF model's metadata (`None` for safetensors).
+    pub fn gguf(&self) -> Option<&GgufMetadata> {
+        self.gguf.as_ref().map(|(metadata, _)| metadata)
     }
 
     /// The path the model was opened from.
@@ -326,6 +395,7 @@ impl Model {
             shards: &self.shards,
             quant,
             raw: self.reading == Reading::Raw,
+            hf_names: self.hf_names.as_ref(),
         }
     }
 }

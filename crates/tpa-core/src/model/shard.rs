@@ -21,6 +21,8 @@ pub struct Shard {
     pub(crate) path: PathBuf,
     mmap: Mmap,
     data_start: usize,
+    /// A GGUF file (its dtypes are named as ggml names them).
+    pub(crate) gguf: bool,
 }
 
 /// A tensor's header entry, resolved to its shard.
@@ -90,8 +92,24 @@ impl Shard {
             path: path.to_owned(),
             mmap,
             data_start: 8 + n,
+            gguf: false,
         };
         Ok((shard, entries))
+    }
+
+    /// A GGUF file mapped as `mmap`, whose data section starts at `data_start`.
+    pub(crate) fn gguf(path: &Path, mmap: Mmap, data_start: usize) -> Shard {
+        Shard {
+            path: path.to_owned(),
+            mmap,
+            data_start,
+            gguf: true,
+        }
+    }
+
+    /// The whole file.
+    pub(crate) fn file_bytes(&self) -> &[u8] {
+        &self.mmap
     }
 
     /// The path of this shard.

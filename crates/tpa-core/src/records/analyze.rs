@@ -26,6 +26,9 @@ pub struct AnalyzeRecord {
     pub quant: String,
     /// Stored bytes with sidecars (see [`TensorView::quant_bytes`]).
     pub quant_bytes: u64,
+    /// The Hugging Face name of a GGUF tensor (see [`TensorView::hf_name`]).
+    #[serde(default)]
+    pub hf_name: String,
 }
 
 impl AnalyzeRecord {
@@ -44,6 +47,7 @@ impl AnalyzeRecord {
             nbytes: tensor.nbytes() as u64,
             quant: tensor.scheme().to_owned(),
             quant_bytes: tensor.quant_bytes() as u64,
+            hf_name: tensor.hf_name(None),
             file: tensor
                 .file()
                 .file_name()
@@ -85,6 +89,7 @@ impl Record for Row<'_, AnalyzeRecord> {
         "digest",
         "quant",
         "quant_bytes",
+        "hf_name",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -118,6 +123,7 @@ impl Record for Row<'_, AnalyzeRecord> {
             Cell::opt_text(s.digest),
             Cell::text(&r.quant),
             Cell::UInt(r.quant_bytes),
+            Cell::text(&r.hf_name),
         ]
     }
 }

@@ -35,6 +35,9 @@ pub struct TransformerRecord {
     /// a stacked tensor); `nbytes` for a plain tensor.
     #[serde(default)]
     pub quant_bytes: u64,
+    /// The Hugging Face name of a GGUF matrix (see [`crate::tensors::TensorView::hf_name`]).
+    #[serde(default)]
+    pub hf_name: String,
     pub stats: TensorStats,
     /// The spectrum's metrics; `None` when it was skipped (see `skipped`).
     pub spectral: Option<SpectralSummary>,
@@ -85,6 +88,7 @@ impl TransformerRecord {
             nbytes: share(tensor.nbytes(), matrix.numel(), tensor.numel()),
             quant: tensor.scheme().to_owned(),
             quant_bytes: tensor.bytes_of(matrix.numel()),
+            hf_name: tensor.hf_name(matrix.expert_index()),
             stats,
             spectral: None,
             skipped: None,
@@ -178,6 +182,7 @@ impl Record for Row<'_, TransformerRecord> {
         "alpha_xmin",
         "quant",
         "quant_bytes",
+        "hf_name",
     ];
 
     fn cells(&self) -> Vec<Cell> {
@@ -238,6 +243,7 @@ impl Record for Row<'_, TransformerRecord> {
             Cell::opt_float(fit.map(|f| f.xmin)),
             Cell::text(&r.quant),
             Cell::UInt(r.quant_bytes),
+            Cell::text(&r.hf_name),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //! kernel, so that streaming a whole model keeps resident memory bounded.
 
 mod dtype;
+pub mod ggml;
 mod lowrank;
 mod matrix;
 pub(crate) mod minifloat;
@@ -14,6 +15,7 @@ pub mod quant;
 use std::path::Path;
 
 pub use dtype::{DType, decode};
+pub use ggml::GgmlType;
 pub use lowrank::LoraUpdate;
 pub use matrix::{MatrixView, stacked_experts};
 pub use quant::Quantized;
@@ -36,6 +38,8 @@ pub struct TensorView<'m> {
     pub(crate) quant: Option<&'m Quantized>,
     /// The model was opened with [`crate::model::Reading::Raw`].
     pub(crate) raw: bool,
+    /// A GGUF model's mapping to Hugging Face names.
+    pub(crate) hf_names: Option<&'m crate::model::gguf::names::HfNames>,
 }
 
 impl<'m> TensorView<'m> {
@@ -44,16 +48,28 @@ impl<'m> TensorView<'m> {
         &self.entry.name
     }
 
+    /// The Hugging Face name of a GGUF tensor (of expert `expert`, for a
+    /// stacked one) in a known architecture; empty otherwise, and for
+    /// safetensors models, whose names are already their own.
+    pub fn hf_name(&self, expert: Option<u32>) -> String {
+        self.hf_names
+            .and_then(|names| names.hf_name(self.name(), expert))
+            .unwrap_or_default()
+    }
+
     /// The stored element type (of the codes, for a quantized weight).
     pub fn dtype(&self) -> DType {
         self.entry.dtype
     }
 
     /// The element type as rows report it: the PyTorch dtype name, or the
-    /// code type of a quantized weight (`int4`, `nf4`, `float8_e4m3fn`).
+    /// code type of a quantized weight (`int4`, `nf4`, `float8_e4m3fn`); in
+    /// a GGUF file, ggml's type name (`q4_k`, `bf16`, `f32`).
     pub fn code_type(&self) -> String {
         match self.quant {
             Some(q) => q.code_type().to_owned(),
+            None if self.shard.gguf => GgmlType::name_of(self.dtype().0)
+                .map_or_else(|| self.dtype().to_string(), str::to_owned),
             None => self.dtype().to_string(),
         }
     }

@@ -13,13 +13,15 @@ use crate::model::Model;
 use crate::tensors::TensorView;
 
 /// The names the original tool looked for first, in its order.
-pub const KNOWN_NAMES: [&str; 6] = [
+pub const KNOWN_NAMES: [&str; 7] = [
     "model.embed_tokens.weight",
     "transformer.wte.weight",
     "embed_tokens.weight",
     "model.wte.weight",
     "tok_embeddings.weight",
     "embeddings.word_embeddings.weight",
+    // GGUF (llama.cpp).
+    "token_embd.weight",
 ];
 
 /// Finds the token-embedding tensor as the original did: the known names,

@@ -18,7 +18,7 @@ mod codes;
 mod detect;
 mod formats;
 mod grid;
-mod part;
+pub(crate) mod part;
 
 use std::ops::Range;
 
@@ -29,6 +29,7 @@ use grid::{Grid, Groups};
 use part::Part;
 
 use crate::model::{Shard, TensorEntry};
+use crate::tensors::ggml::{BlockDecoder, GgmlType};
 
 /// One quantized weight: where its codes and grids are, and how to read them.
 #[derive(Debug, Clone)]
@@ -36,15 +37,28 @@ pub struct Quantized {
     /// The logical weight: its name and shape as the unquantized model has
     /// them (`dtype`, `shard` and `range` are those of the codes).
     pub(crate) logical: TensorEntry,
-    pub(crate) codes: Codes,
-    pub(crate) groups: Groups,
-    pub(crate) scale: Grid,
-    pub(crate) zero: Option<Grid>,
-    pub(crate) bias: Option<Grid>,
+    pub(crate) decoder: Decoder,
     /// Every stored tensor folded into this weight, the codes first.
     pub(crate) parts: Vec<Part>,
     code_type: String,
     scheme: String,
+}
+
+/// How a quantized weight's values are computed.
+// One per weight, held by the model: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Decoder {
+    /// Codes with scales (and zero points, biases) in grids of their own.
+    Grouped {
+        codes: Codes,
+        groups: Groups,
+        scale: Grid,
+        zero: Option<Grid>,
+        bias: Option<Grid>,
+    },
+    /// ggml blocks, which carry their scales: a GGUF tensor (its one part).
+    Blocks(BlockDecoder),
 }
 
 impl Quantized {
@@ -73,14 +87,41 @@ impl Quantized {
         self.logical.shape.last().copied().unwrap_or(1)
     }
 
+    /// A GGUF tensor of block type `kind` stored as `part` (the logical
+    /// entry has the weight's shape); `None` for an element type.
+    pub(crate) fn ggml(logical: TensorEntry, part: Part, kind: GgmlType) -> Option<Quantized> {
+        Some(Quantized {
+            logical,
+            decoder: Decoder::Blocks(kind.decoder()?),
+            parts: vec![part],
+            code_type: kind.name().to_owned(),
+            scheme: format!("gguf-{}", kind.name()),
+        })
+    }
+
     /// Decodes `W[row, col .. col + out.len()]` (row counted across experts).
     pub(crate) fn decode_row(&self, shards: &[Shard], row: usize, col: usize, out: &mut [f64]) {
-        self.codes.decode(shards, row, col, out);
+        let Decoder::Grouped {
+            codes,
+            groups,
+            scale,
+            zero,
+            bias,
+        } = &self.decoder
+        else {
+            self.decode_range(
+                shards,
+                row * self.cols() + col..row * self.cols() + col + out.len(),
+                out,
+            );
+            return;
+        };
+        codes.decode(shards, row, col, out);
         let n = out.len();
         let mut j = 0;
         while j < n {
             let c = col + j;
-            let (grid_row, group, run) = match &self.groups {
+            let (grid_row, group, run) = match groups {
                 Groups::Cols(size) => (row, c / size, (size - c % size).min(n - j)),
                 Groups::Flat { size, cols } => {
                     let k = row * cols + c;
@@ -95,15 +136,9 @@ impl Quantized {
                     (row, group as usize, run)
                 }
             };
-            let s = self.scale.at(shards, grid_row, group);
-            let z = self
-                .zero
-                .as_ref()
-                .map_or(0.0, |g| g.at(shards, grid_row, group));
-            let b = self
-                .bias
-                .as_ref()
-                .map_or(0.0, |g| g.at(shards, grid_row, group));
+            let s = scale.at(shards, grid_row, group);
+            let z = zero.as_ref().map_or(0.0, |g| g.at(shards, grid_row, group));
+            let b = bias.as_ref().map_or(0.0, |g| g.at(shards, grid_row, group));
             for x in &mut out[j..j + run] {
                 *x = (*x - z) * s + b;
             }
@@ -113,6 +148,10 @@ impl Quantized {
 
     /// Decodes logical elements `range` (row-major order) into `out`.
     pub(crate) fn decode_range(&self, shards: &[Shard], range: Range<usize>, out: &mut [f64]) {
+        if let Decoder::Blocks(blocks) = &self.decoder {
+            blocks.decode_range(self.parts[0].bytes(shards), range.start, out);
+            return;
+        }
         let cols = self.cols().max(1);
         let mut at = range.start;
         let mut written = 0;
@@ -131,14 +170,22 @@ impl Quantized {
     /// as GPTQ's, are only released then, else they would stay resident).
     pub(crate) fn release(&self, shards: &[Shard], range: Range<usize>) {
         let numel: usize = self.logical.shape.iter().product();
+        let codes = match &self.decoder {
+            Decoder::Blocks(blocks) => {
+                let bytes = blocks.byte_range(range.start, range.len());
+                self.parts[0].release(shards, bytes.start, bytes.end);
+                return;
+            }
+            Decoder::Grouped { codes, .. } => codes,
+        };
         if range.end >= numel {
             for part in &self.parts {
                 part.release(shards, 0, part.entry.range.len());
             }
-        } else if let Some(row_bytes) = self.codes.row_bytes() {
+        } else if let Some(row_bytes) = codes.row_bytes() {
             let cols = self.cols().max(1);
             let (first, last) = (range.start / cols, range.end.div_ceil(cols));
-            self.codes
+            codes
                 .part()
                 .release(shards, first * row_bytes, last * row_bytes);
         }

@@ -13,11 +13,11 @@ mod mlx;
 
 use safetensors::Dtype;
 
-use super::Quantized;
 use super::codes::Codes;
 use super::detect::{Context, QuantConfig};
 use super::grid::{Grid, Groups};
 use super::part::Part;
+use super::{Decoder, Quantized};
 use crate::error::Result;
 use crate::model::TensorEntry;
 
@@ -99,11 +99,13 @@ impl Layout {
         parts.extend(self.extra_parts);
         Quantized {
             logical,
-            codes: self.codes,
-            groups: self.groups,
-            scale: self.scale,
-            zero: self.zero,
-            bias: self.bias,
+            decoder: Decoder::Grouped {
+                codes: self.codes,
+                groups: self.groups,
+                scale: self.scale,
+                zero: self.zero,
+                bias: self.bias,
+            },
             parts,
             code_type: self.code_type,
             scheme: self.scheme,

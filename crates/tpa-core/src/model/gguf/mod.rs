@@ -1,0 +1,328 @@
+//! GGUF files (llama.cpp, Ollama, LM Studio): one file or a split set
+//! `X-00001-of-0000N.gguf`, each memory-mapped and validated as strictly as
+//! a safetensors header.
+//!
+//! A tensor stored with `ne = [in, out]` is listed with the PyTorch shape
+//! `[out, in]` (`[E, out, in]` for stacked experts): read row-major, the
+//! bytes already are that matrix. Block-quantized tensors become
+//! [`Quantized`] weights that ggml's decoders read (see [`crate::tensors::ggml`]).
+
+mod header;
+pub mod names;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::Dtype;
+
+pub use header::Value;
+
+use super::shard::{Shard, TensorEntry};
+use crate::error::{Error, Result};
+use crate::tensors::quant::part::Part;
+use crate::tensors::{DType, GgmlType, Quantized, ggml::Storage};
+
+/// What a GGUF model says about itself: its metadata (from the first file
+/// of a split set, which holds all of it) and the files it spans.
+#[derive(Debug, Clone)]
+pub struct GgufMetadata {
+    /// The GGUF version of the first file (2 or 3).
+    pub version: u32,
+    /// Every key-value pair of the first file, in stored order.
+    pub entries: Vec<(String, Value)>,
+    /// `tokenizer.ggml.tokens`, decoded (token id order), when present.
+    pub tokens: Option<Vec<String>>,
+}
+
+impl GgufMetadata {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// `general.architecture` (`llama`, `qwen2`, `deepseek2`...).
+    pub fn architecture(&self) -> Option<&str> {
+        self.get("general.architecture").and_then(Value::as_str)
+    }
+
+    /// An integer key of the architecture, `{arch}.{key}` (e.g.
+    /// `block_count`, `attention.head_count`); `None` when absent or a
+    /// per-layer array, which has no one value.
+    pub fn arch_int(&self, key: &str) -> Option<i128> {
+        let arch = self.architecture()?;
+        self.get(&format!("{arch}.{key}")).and_then(Value::as_int)
+    }
+}
+
+/// A GGUF model opened: its shards, their tensors, the block-quantized
+/// weights among them, and its metadata.
+pub(crate) struct Opened {
+    pub shards: Vec<Shard>,
+    pub entries: Vec<TensorEntry>,
+    pub quantized: Vec<Quantized>,
+    pub metadata: GgufMetadata,
+}
+
+/// Whether `path` names a GGUF file.
+pub(crate) fn is_gguf(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// `(prefix, number, count)` of a split file name `prefix-00002-of-00003.gguf`.
+fn split_name(path: &Path) -> Option<(String, u32, u32)> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".gguf")?;
+    let (rest, count) = stem.rsplit_once("-of-")?;
+    let (prefix, number) = rest.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(number) && digits(count))
+        .then(|| Some((prefix.to_owned(), number.parse().ok()?, count.parse().ok()?)))?
+}
+
+/// The files of the model `path` belongs to: itself, or every file of its
+/// split set in order (missing ones are an error naming them).
+pub(crate) fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
+    let Some((prefix, _, count)) = split_name(path) else {
+        return Ok(vec![path.to_owned()]);
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = (1..=count)
+        .map(|i| dir.join(format!("{prefix}-{i:05}-of-{count:05}.gguf")))
+        .collect();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(Error::MissingShard {
+            index: path.to_owned(),
+            shard: missing.clone(),
+        });
+    }
+    Ok(files)
+}
+
+/// The GGUF models in `dir`: single files, and split sets by their first file.
+pub(crate) fn models_in(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut models: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| is_gguf(p) && p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("._"))
+        })
+        .filter(|p| split_name(p).is_none_or(|(_, number, _)| number == 1))
+        .cloned()
+        .collect();
+    models.sort();
+    models
+}
+
+/// Opens the GGUF model `path` (any file of a split set opens the whole set).
+pub(crate) fn open(path: &Path) -> Result<Opened> {
+    let files = files_of(path)?;
+    let mut opened = Opened {
+        shards: Vec::new(),
+        entries: Vec::new(),
+        quantized: Vec::new(),
+        metadata: GgufMetadata {
+            version: 0,
+            entries: Vec::new(),
+            tokens: None,
+        },
+    };
+    let mut seen = std::collections::HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let (shard, header) = map(file)?;
+        check_split(file, &header, i, files.len())?;
+        let first = opened.entries.len();
+        for info in &header.tensors {
+            if let Some(first) = seen.insert(info.name.clone(), i) {
+                return Err(Error::DuplicateTensor {
+                    tensor: info.name.clone(),
+                    first: files[first].clone(),
+                    second: file.clone(),
+                });
+            }
+            let (entry, quant) = entry(&shard, &header, info, i)?;
+            opened.entries.push(entry);
+            opened.quantized.extend(quant);
+        }
+        check_overlaps(file, &mut opened.entries[first..].iter().collect())?;
+        if i == 0 {
+            let tokens = header
+                .metadata
+                .iter()
+                .find(|(k, _)| k == "tokenizer.ggml.tokens")
+                .and_then(|(_, v)| header::strings(shard.file_bytes(), v));
+            opened.metadata = GgufMetadata {
+                version: header.version,
+                entries: header.metadata,
+                tokens,
+            };
+        }
+        opened.shards.push(shard);
+    }
+    check_total(&files[0], &opened)?;
+    Ok(opened)
+}
+
+/// Maps one file and parses its header.
+fn map(path: &Path) -> Result<(Shard, header::Header)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: as for safetensors shards (`Shard::open`): a read-only map of a
+    // file tpa never writes.
+    let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let header = header::parse(&mmap).map_err(|reason| Error::InvalidGguf {
+        path: path.to_owned(),
+        reason,
+    })?;
+    let data_start = header.data_start;
+    Ok((Shard::gguf(path, mmap, data_start), header))
+}
+
+/// A split file must say it is number `index` of `count`.
+fn check_split(path: &Path, header: &header::Header, index: usize, count: usize) -> Result<()> {
+    let get = |key: &str| {
+        header
+            .metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_int())
+    };
+    let invalid = |reason: String| Error::InvalidGguf {
+        path: path.to_owned(),
+        reason,
+    };
+    match (get("split.no"), get("split.count")) {
+        (None, None) if count == 1 => Ok(()),
+        (Some(no), Some(n)) if no == index as i128 && n == count as i128 => Ok(()),
+        (no, n) => Err(invalid(format!(
+            "as file {} of a split set of {count} it should hold split.no = {index} and \
+             split.count = {count}, but it holds {} and {}",
+            index + 1,
+            no.map_or("none".into(), |v| v.to_string()),
+            n.map_or("none".into(), |v| v.to_string()),
+        ))),
+    }
+}
+
+/// No two tensors of a file may share bytes.
+fn check_overlaps(path: &Path, entries: &mut Vec<&TensorEntry>) -> Result<()> {
+    entries.retain(|e| !e.range.is_empty());
+    entries.sort_by_key(|e| e.range.start);
+    for pair in entries.windows(2) {
+        if pair[1].range.start < pair[0].range.end {
+            return Err(Error::InvalidTensor {
+                path: path.to_owned(),
+                tensor: pair[1].name.clone(),
+                reason: format!(
+                    "its bytes {}..{} of the data section overlap tensor {} ({}..{})",
+                    pair[1].range.start,
+                    pair[1].range.end,
+                    pair[0].name,
+                    pair[0].range.start,
+                    pair[0].range.end
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first file of a split set gives the total tensor count.
+fn check_total(first: &Path, opened: &Opened) -> Result<()> {
+    let Some(total) = opened
+        .metadata
+        .get("split.tensors.count")
+        .and_then(Value::as_int)
+    else {
+        return Ok(());
+    };
+    if total != opened.entries.len() as i128 {
+        return Err(Error::InvalidGguf {
+            path: first.to_owned(),
+            reason: format!(
+                "split.tensors.count says {total} tensors, but the {} files hold {}",
+                opened.shards.len().max(1),
+                opened.entries.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The entry of one tensor info, checked against its file; and the
+/// quantized weight it is, for a block type.
+fn entry(
+    shard: &Shard,
+    header: &header::Header,
+    info: &header::TensorInfo,
+    shard_index: usize,
+) -> Result<(TensorEntry, Option<Quantized>)> {
+    let invalid = |reason: String| Error::InvalidTensor {
+        path: shard.path().to_owned(),
+        tensor: info.name.clone(),
+        reason,
+    };
+    let kind = GgmlType::from_id(info.ggml_type).map_err(invalid)?;
+    let shape: Vec<usize> = info
+        .ne
+        .iter()
+        .rev()
+        .map(|&n| usize::try_from(n).map_err(|_| invalid(format!("dimension {n} is absurd"))))
+        .collect::<Result<_>>()?;
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| invalid(format!("shape {shape:?} overflows")))?;
+    let block = kind.block_elements();
+    let row = shape.last().copied().unwrap_or(1);
+    if row % block != 0 {
+        return Err(invalid(format!(
+            "rows of {row} elements do not fill whole {} blocks of {block}",
+            kind.name()
+        )));
+    }
+    let nbytes = (numel / block)
+        .checked_mul(kind.block_bytes())
+        .ok_or_else(|| invalid("its byte size overflows".into()))?;
+    let data_len = shard.data().len() as u64;
+    let end = info.offset.checked_add(nbytes as u64);
+    if end.is_none_or(|end| end > data_len) {
+        return Err(invalid(format!(
+            "its {nbytes} bytes at offset {} lie outside the data section (which starts at \
+             byte {} and holds {data_len} bytes): the file is truncated or the offset is wrong",
+            info.offset, header.data_start
+        )));
+    }
+    let range = info.offset as usize..info.offset as usize + nbytes;
+    Ok(match kind.storage() {
+        Storage::Elements(dtype) => (
+            TensorEntry {
+                name: info.name.clone(),
+                dtype: DType(dtype),
+                shape,
+                shard: shard_index,
+                range,
+            },
+            None,
+        ),
+        Storage::Blocks { .. } => {
+            let mut stored_shape = shape.clone();
+            if let Some(last) = stored_shape.last_mut() {
+                *last = *last / block * kind.block_bytes();
+            }
+            let stored = TensorEntry {
+                name: info.name.clone(),
+                dtype: DType(Dtype::U8),
+                shape: stored_shape,
+                shard: shard_index,
+                range,
+            };
+            let logical = TensorEntry {
+                shape,
+                ..stored.clone()
+            };
+            let quant = Quantized::ggml(logical, Part::new(&stored), kind);
+            (stored, quant)
+        }
+    })
+}

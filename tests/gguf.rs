@@ -1,0 +1,187 @@
+//! GGUF models through the command-line tools: every ggml type's tensor and
+//! a split qwen3moe-shaped model (tests/golden/make_gguf.py, written with
+//! gguf-py) give the statistics and ranks numpy/scipy compute on gguf-py's
+//! dequantized values, with ggml type names, Hugging Face names and the
+//! GGUF metadata in the summary.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Table, analyze, assert_golden_matrix, assert_success, transformer, workspace};
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = workspace().join("tests/golden/gguf.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn run(
+    tool: fn(&[&str]) -> std::process::Output,
+    model: &Path,
+    out: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(out);
+    let output = tool(&[
+        "--model-path",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_success(&output);
+    (dir, out)
+}
+
+/// Checks every matrix row of `table` against the golden `tensors`.
+fn check(table: &Table, tensors: &serde_json::Map<String, Value>) {
+    for (name, want) in tensors {
+        let kind = want["type"].as_str().unwrap();
+        let stacked = want["shape"].as_array().unwrap().len() == 3;
+        for (e, m) in want["matrices"].as_array().unwrap().iter().enumerate() {
+            let row = table
+                .rows
+                .iter()
+                .find(|r| {
+                    r["param_name"] == *name && (!stacked || r["expert_index"] == e.to_string())
+                })
+                .unwrap_or_else(|| panic!("no row for {name}[{e}]"));
+            let name_e = format!("{name}[{e}]");
+            let what = |c: &str| format!("{name_e} {c}");
+            assert_eq!(row["dtype"], kind, "{}", what("dtype"));
+            let block_type = !matches!(
+                kind,
+                "f32" | "f16" | "bf16" | "f64" | "i8" | "i16" | "i32" | "i64"
+            );
+            let quant = if block_type {
+                format!("gguf-{kind}")
+            } else {
+                "none".into()
+            };
+            assert_eq!(row["quant"], quant, "{}", what("quant"));
+            assert_golden_matrix(row, m, &name_e);
+        }
+    }
+}
+
+#[test]
+fn every_ggml_type_gives_the_golden_statistics_and_ranks() {
+    let golden = golden();
+    let types = golden["types"].as_object().unwrap();
+    assert_eq!(types.len(), 31);
+    let (_dir, out) = run(
+        transformer,
+        &workspace().join("tests/fixtures/gguf/types.gguf"),
+        "t.csv",
+    );
+    let table = Table::read(&out);
+    assert_eq!(table.rows.len(), 31);
+    check(&table, types);
+    // Rows are the PyTorch [out, in] shape of ne = [256, 13].
+    assert_eq!(table.row("types.q4_k")["shape"], "[13, 256]");
+}
+
+#[test]
+fn a_split_moe_model_is_analysed_per_expert_with_hf_names() {
+    let golden = golden();
+    let model = workspace().join("tests/fixtures/gguf/moe");
+    let (_dir, out) = run(transformer, &model, "t.csv");
+    let table = Table::read(&out);
+    // 14 tensors, two of them stacked over 4 experts in each of 2 layers.
+    assert_eq!(table.rows.len(), 14 + 2 * 2 * 3);
+    check(&table, golden["moe"].as_object().unwrap());
+    let expert = |name: &str, e: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r["param_name"] == name && r["expert_index"] == e)
+            .unwrap()
+            .clone()
+    };
+    let planted = expert("blk.1.ffn_gate_exps.weight", "2");
+    assert_eq!(planted["actual_rank"], "3");
+    assert_eq!(
+        planted["hf_name"],
+        "model.layers.1.mlp.experts.2.gate_proj.weight"
+    );
+    assert_eq!(planted["block_type"], "moe_expert");
+    assert_eq!(planted["layer_index"], "1");
+    assert_eq!(
+        table.row("token_embd.weight")["hf_name"],
+        "model.embed_tokens.weight"
+    );
+    assert_eq!(table.row("blk.0.attn_k.weight")["block_type"], "k_proj");
+}
+
+#[test]
+fn the_summary_reads_the_gguf_metadata() {
+    let model = workspace().join("tests/fixtures/gguf/moe/tiny-moe-00002-of-00003.gguf");
+    let (_dir, out) = run(analyze, &model, "a.json");
+    let result: Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    let summary = &result["summary"];
+    let config = &summary["config"];
+    assert_eq!(config["architecture"], "qwen3moe");
+    assert_eq!(config["num_layers"], 2);
+    assert_eq!(config["num_attention_heads"], 4);
+    assert_eq!(config["num_key_value_heads"], 2);
+    assert_eq!(config["num_experts"], 4);
+    assert_eq!(config["vocab_size"], 64);
+    assert_eq!(config["gguf_file_type"], 15);
+    // No output.weight: llama.cpp reuses token_embd.
+    assert_eq!(config["tie_word_embeddings"], true);
+    assert_eq!(summary["files"].as_array().unwrap().len(), 3);
+    assert_eq!(summary["quantization"]["schemes"]["gguf-q4_k"], 4);
+    assert!(
+        summary["quantization"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("bit for bit")
+    );
+    let rows = result["tensors"].as_array().unwrap();
+    assert_eq!(rows.len(), 14);
+    let gate = rows
+        .iter()
+        .find(|r| r["param_name"] == "blk.0.ffn_gate_exps.weight")
+        .unwrap();
+    assert_eq!(gate["shape"], serde_json::json!([4, 32, 256]));
+    // A stacked tensor has no one HF name; its experts do (tpa-transformer).
+    assert_eq!(gate["hf_name"], "");
+}
+
+#[test]
+fn tpa_embedding_clusters_token_embd_and_names_tokens_from_the_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = workspace().join("tests/fixtures/gguf/moe");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-embedding"))
+        .args(["--model-path", model.to_str().unwrap(), "--output-dir"])
+        .arg(dir.path())
+        .args(["--max-k", "3", "--no-gpu", "-q"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("clustering_results.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["total_tokens"], 64);
+    assert_eq!(result["embedding_dimension"], 256);
+    // Each representative id is shown as its vocabulary entry: "tok{id}",
+    // and ids 62 and 63 as "<s>" and "héllo".
+    for cluster in result["clusters"].as_array().unwrap() {
+        let ids = cluster["representative_ids"].as_array().unwrap();
+        let texts: Vec<&str> = cluster["representative_text"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .collect();
+        assert_eq!(ids.len(), texts.len());
+        for (id, text) in ids.iter().zip(texts) {
+            let want = match id.as_u64().unwrap() {
+                62 => "<s>".to_owned(),
+                63 => "héllo".to_owned(),
+                n => format!("tok{n}"),
+            };
+            assert_eq!(text, want);
+        }
+    }
+}

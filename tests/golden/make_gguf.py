@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""GGUF fixtures, written with the `gguf` package (gguf-py), and the golden
+values, statistics and ranks of their tensors, from gguf-py's dequantization
+(which matches ggml's reference C bit for bit) and numpy/scipy in float64.
+
+  tests/fixtures/gguf/types.gguf          one 13 x 256 tensor per ggml type tpa reads
+  tests/golden/gguf_dequantized.safetensors   gguf.quants.dequantize of each of them
+  tests/fixtures/gguf/moe/tiny-moe-0000N-of-00003.gguf
+                                          a qwen3moe-shaped model split in 3 files:
+                                          stacked Q4_K experts, tied embedding (no
+                                          output.weight), tokenizer.ggml.tokens
+  tests/golden/gguf.json                  statistics and ranks of every tensor
+
+Types gguf-py can quantize are quantized from float weights; K-quants, IQ
+types and NVFP4 are random blocks whose f16 scale fields are small finite
+values (every code pattern is a valid block).
+
+    pip install gguf==0.19.0 numpy scipy safetensors
+    python3 tests/golden/make_gguf.py
+"""
+import json
+import os
+import shutil
+from importlib.metadata import version
+
+import numpy as np
+import scipy.linalg
+from gguf import GGMLQuantizationType as T
+from gguf import GGUFReader, GGUFWriter, quants
+from safetensors.numpy import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "gguf")
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+ZERO_EPS = 1e-8
+RANK_RTOL = 1e-6
+ROWS, COLS = 13, 256
+
+rng = np.random.default_rng(20261202)
+
+QUANTIZABLE = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.TQ1_0, T.TQ2_0, T.MXFP4, T.BF16]
+# Byte offsets of each random-block type's f16 scale fields.
+SCALES = {
+    T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
+    T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0],
+    T.IQ1_S: [0], T.IQ4_NL: [0], T.IQ4_XS: [0], T.IQ1_M: [], T.NVFP4: [],
+}
+
+
+def small_f16(n):
+    return (rng.uniform(1e-3, 5e-2, n) * rng.choice([-1, 1], n)).astype(np.float16)
+
+
+def random_blocks(qtype, rows, cols):
+    block, size = quants.GGML_QUANT_SIZES[qtype]
+    n = rows * cols // block
+    raw = rng.integers(0, 256, (n, size), dtype=np.uint8)
+    for at in SCALES[qtype]:
+        raw[:, at:at + 2] = small_f16(n).view(np.uint8).reshape(n, 2)
+    if qtype == T.IQ1_M:
+        # The super-block f16 is the top nibbles of the four u16 scales.
+        sc = raw[:, 48:56].copy().view(np.uint16)
+        d = np.abs(small_f16(n)).view(np.uint16).astype(np.uint16)
+        for k in range(4):
+            nib = (d >> (4 * k)) & 0xF
+            sc[:, k] = (sc[:, k] & 0x0FFF) | (nib << 12)
+        raw[:, 48:56] = sc.view(np.uint8)
+    return raw.reshape(rows, cols // block * size)
+
+
+def stored(qtype, w):
+    """The bytes (or array) GGUF stores for the float weight w."""
+    if qtype in QUANTIZABLE:
+        return quants.quantize(w, qtype)
+    return random_blocks(qtype, *w.shape)
+
+
+def golden(x):
+    x = np.asarray(x, dtype=np.float64)
+    mats = [x.reshape(1, -1)] if x.ndim == 1 else [x] if x.ndim == 2 else list(x.reshape(-1, *x.shape[-2:]))
+    out = []
+    for m in mats:
+        s = scipy.linalg.svdvals(m)
+        cum = np.cumsum(s * s)
+        out.append(dict(
+            mean=float(m.mean()), var=float(m.var()), std=float(m.std()),
+            min=float(m.min()), max=float(m.max()),
+            sparsity=float(np.mean(np.abs(m) <= ZERO_EPS)), numel=int(m.size),
+            actual_rank=int(np.sum(s > RANK_RTOL * s[0])),
+            energy_rank_90=int(np.searchsorted(cum, 0.9 * cum[-1], side="left")) + 1,
+            spectral_norm=float(s[0]),
+        ))
+    return dict(shape=list(x.shape), matrices=out)
+
+
+def dequantized(path):
+    """name -> (ggml type name, float64 values in the PyTorch shape), read back
+    from the written file with gguf-py's own reader and dequantizer."""
+    out = {}
+    for t in GGUFReader(path).tensors:
+        shape = [int(n) for n in reversed(t.shape)]
+        if t.tensor_type in (T.F64, T.I8, T.I16, T.I32, T.I64):
+            values = np.asarray(t.data, dtype=np.float64)
+        else:
+            values = quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float64)
+        out[t.name] = (t.tensor_type.name.lower(), values.reshape(shape))
+    return out
+
+
+def write_types():
+    path = os.path.join(FIXTURES, "types.gguf")
+    writer = GGUFWriter(path, "llama")
+    plain = {
+        "f32": rng.standard_normal((ROWS, COLS)).astype(np.float32) * 0.02,
+        "f16": (rng.standard_normal((ROWS, COLS)) * 0.02).astype(np.float16),
+        "f64": rng.standard_normal((ROWS, COLS)) * 0.02,
+        "i8": rng.integers(-128, 128, (ROWS, COLS), dtype=np.int8),
+        "i16": rng.integers(-3000, 3000, (ROWS, COLS), dtype=np.int16),
+        "i32": rng.integers(-10**6, 10**6, (ROWS, COLS), dtype=np.int32),
+        "i64": rng.integers(-10**9, 10**9, (ROWS, COLS), dtype=np.int64),
+    }
+    for name, x in plain.items():
+        writer.add_tensor(f"types.{name}", x)
+    for qtype in QUANTIZABLE + list(SCALES):
+        w = (rng.standard_normal((ROWS, COLS)) * 0.02).astype(np.float32)
+        writer.add_tensor(f"types.{qtype.name.lower()}", stored(qtype, w), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_moe():
+    d = os.path.join(FIXTURES, "moe")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    hidden, ffn, experts, vocab, layers = 256, 32, 4, 64, 2
+    writer = GGUFWriter(os.path.join(d, "tiny-moe.gguf"), "qwen3moe", split_max_tensors=6)
+    writer.add_block_count(layers)
+    writer.add_embedding_length(hidden)
+    writer.add_head_count(4)
+    writer.add_head_count_kv(2)
+    writer.add_expert_count(experts)
+    writer.add_expert_used_count(2)
+    writer.add_file_type(15)
+    writer.add_token_list([f"tok{i}" for i in range(vocab - 2)] + ["<s>", "héllo"])
+    writer.add_tensor("token_embd.weight", stored(T.Q8_0, rng.standard_normal((vocab, hidden)).astype(np.float32) * 0.02), raw_dtype=T.Q8_0)
+    writer.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    for layer in range(layers):
+        p = f"blk.{layer}."
+        writer.add_tensor(p + "attn_norm.weight", (1 + rng.standard_normal(hidden) * 0.1).astype(np.float32))
+        writer.add_tensor(p + "attn_q.weight", random_blocks(T.Q4_K, 4 * 64, hidden), raw_dtype=T.Q4_K)
+        writer.add_tensor(p + "attn_k.weight", random_blocks(T.Q6_K, 2 * 64, hidden), raw_dtype=T.Q6_K)
+        writer.add_tensor(p + "ffn_gate_inp.weight", rng.standard_normal((experts, hidden)).astype(np.float32))
+        # Stacked experts: numpy [E, out, in] is ne = [in, out, E]. Expert 2
+        # of the gate repeats 3 distinct rows, a planted rank of 3.
+        gate = random_blocks(T.Q4_K, experts * ffn, hidden).reshape(experts, ffn, -1)
+        gate[2] = gate[2][np.arange(ffn) % 3]
+        writer.add_tensor(p + "ffn_gate_exps.weight", gate, raw_dtype=T.Q4_K)
+        down = random_blocks(T.IQ4_NL, experts * hidden, ffn).reshape(experts, hidden, -1)
+        writer.add_tensor(p + "ffn_down_exps.weight", down, raw_dtype=T.IQ4_NL)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(os.path.join(d, f) for f in os.listdir(d))
+
+
+def main():
+    os.makedirs(FIXTURES, exist_ok=True)
+    types = dequantized(write_types())
+    moe_files = write_moe()
+    moe = {}
+    for f in moe_files:
+        moe.update(dequantized(f))
+    save_file(
+        {name: v.astype(np.float64 if t in ("f64", "i64", "i32") else np.float32)
+         for name, (t, v) in types.items()},
+        os.path.join(GOLDEN, "gguf_dequantized.safetensors"),
+    )
+    doc = {
+        "gguf": version("gguf"),
+        "types": {name: dict(type=t, **golden(v)) for name, (t, v) in types.items()},
+        "moe": {name: dict(type=t, **golden(v)) for name, (t, v) in moe.items()},
+        "moe_files": [os.path.basename(f) for f in moe_files],
+    }
+    with open(os.path.join(GOLDEN, "gguf.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    for f in [os.path.join(FIXTURES, "types.gguf"), *moe_files,
+              os.path.join(GOLDEN, "gguf_dequantized.safetensors")]:
+        size = os.path.getsize(f)
+        assert size < 1 << 20, f"{f}: {size} bytes"
+        print(f"{os.path.relpath(f, ROOT)}: {size} bytes")
+
+
+if __name__ == "__main__":
+    main()
