@@ -185,3 +185,57 @@ fn tpa_embedding_clusters_token_embd_and_names_tokens_from_the_vocabulary() {
         }
     }
 }
+
+#[test]
+fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
+    let golden = golden();
+    let errors = golden["llama_q8_0_error"].as_object().unwrap();
+    let pair = workspace().join("tests/fixtures/gguf/llama");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diff.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .arg("--base")
+        .arg(pair.join("hf"))
+        .arg("--model")
+        .arg(pair.join("model.Q8_0.gguf"))
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let table = Table::read(&out);
+    assert_eq!(table.rows.len(), errors.len());
+    for (name, want) in errors {
+        let row = table.row(name);
+        assert_eq!(row["status"], "compared", "{name}");
+        assert_eq!(row["gguf_name"], want["gguf_name"].as_str().unwrap());
+        let close = |column: &str, key: &str| {
+            let (ours, theirs) = (common::float(&row[column]), want[key].as_f64().unwrap());
+            assert!(
+                (ours - theirs).abs() <= 1e-9 * theirs.abs(),
+                "{name} {column}: tpa {ours:e}, numpy {theirs:e}"
+            );
+        };
+        if want["changed_frac"].as_f64().unwrap() == 0.0 {
+            // The f32 norms are stored as they are: nothing changed.
+            assert_eq!(row["rel_fro"], "0.0", "{name}");
+            assert_eq!(row["sqnr_db"], "", "{name}");
+            continue;
+        }
+        close("rel_fro", "rel_fro");
+        close("sqnr_db", "sqnr_db");
+        close("changed_frac", "changed_frac");
+        // Q8_0 keeps about 45 dB; read without undoing llama.cpp's row
+        // permutation, Q and K would differ by more than their own norm.
+        let sqnr = common::float(&row["sqnr_db"]);
+        assert!((40.0..50.0).contains(&sqnr), "{name}: {sqnr} dB");
+        if name.contains("q_proj") || name.contains("k_proj") {
+            assert!(want["rel_fro_permuted"].as_f64().unwrap() > 1.0, "{name}");
+        }
+    }
+    assert_eq!(
+        table.row("model.layers.1.self_attn.k_proj.weight")["block_type"],
+        "k_proj"
+    );
+}

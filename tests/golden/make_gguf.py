@@ -9,7 +9,12 @@ values, statistics and ranks of their tensors, from gguf-py's dequantization
                                           a qwen3moe-shaped model split in 3 files:
                                           stacked Q4_K experts, tied embedding (no
                                           output.weight), tokenizer.ggml.tokens
-  tests/golden/gguf.json                  statistics and ranks of every tensor
+  tests/fixtures/gguf/llama/{hf/, model.Q8_0.gguf}
+                                          a tiny Llama in safetensors (f32) and its GGUF
+                                          twin as llama.cpp's converter writes it: Q/K rows
+                                          permuted (LlamaModel.permute), Q8_0
+  tests/golden/gguf.json                  statistics and ranks of every tensor, and the
+                                          twin's quantization error per matrix
 
 Types gguf-py can quantize are quantized from float weights; K-quants, IQ
 types and NVFP4 are random blocks whose f16 scale fields are small finite
@@ -167,10 +172,97 @@ def write_moe():
     return sorted(os.path.join(d, f) for f in os.listdir(d))
 
 
+def permute(w, n_head):
+    """llama.cpp's LlamaModel.permute (conversion/llama.py): interleave the
+    two rotary halves of every head's rows."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_llama_pair():
+    d = os.path.join(FIXTURES, "llama")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "hf"))
+    hidden, heads, kv_heads, ffn, vocab, layers = 64, 4, 2, 128, 96, 2
+    head_dim = hidden // heads
+    w = lambda *shape: (rng.standard_normal(shape) * 0.02).astype(np.float32)
+    hf = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32)}
+    gguf_names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
+    for i in range(layers):
+        p, g = f"model.layers.{i}.", f"blk.{i}."
+        for hf_name, g_name, shape in [
+            ("self_attn.q_proj", "attn_q", (heads * head_dim, hidden)),
+            ("self_attn.k_proj", "attn_k", (kv_heads * head_dim, hidden)),
+            ("self_attn.v_proj", "attn_v", (kv_heads * head_dim, hidden)),
+            ("self_attn.o_proj", "attn_output", (hidden, heads * head_dim)),
+            ("mlp.gate_proj", "ffn_gate", (ffn, hidden)),
+            ("mlp.up_proj", "ffn_up", (ffn, hidden)),
+            ("mlp.down_proj", "ffn_down", (hidden, ffn)),
+        ]:
+            hf[p + hf_name + ".weight"] = w(*shape)
+            gguf_names[p + hf_name + ".weight"] = g + g_name + ".weight"
+        for hf_name, g_name in [("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm")]:
+            hf[p + hf_name + ".weight"] = (1 + rng.standard_normal(hidden) * 0.1).astype(np.float32)
+            gguf_names[p + hf_name + ".weight"] = g + g_name + ".weight"
+    save_file(hf, os.path.join(d, "hf", "model.safetensors"))
+    with open(os.path.join(d, "hf", "config.json"), "w") as f:
+        json.dump(dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=hidden,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                       intermediate_size=ffn, vocab_size=vocab, tie_word_embeddings=True), f, indent=1)
+    path = os.path.join(d, "model.Q8_0.gguf")
+    writer = GGUFWriter(path, "llama")
+    writer.add_block_count(layers)
+    writer.add_embedding_length(hidden)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_file_type(7)
+    for name, x in hf.items():
+        if name.endswith("q_proj.weight"):
+            x = permute(x, heads)
+        elif name.endswith("k_proj.weight"):
+            x = permute(x, kv_heads)
+        if x.ndim == 2:
+            writer.add_tensor(gguf_names[name], quants.quantize(x, T.Q8_0), raw_dtype=T.Q8_0)
+        else:
+            writer.add_tensor(gguf_names[name], x)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    # The quantization error per matrix: the GGUF tensor dequantized by
+    # gguf-py, the permutation undone, minus the HF weight.
+    back = dequantized(path)
+    inverse = {v: k for k, v in gguf_names.items()}
+    errors = {}
+    for g_name, (_, x) in back.items():
+        name = inverse[g_name]
+        if name.endswith("q_proj.weight"):
+            x = unpermute(x, heads)
+        elif name.endswith("k_proj.weight"):
+            x = unpermute(x, kv_heads)
+        base = hf[name].astype(np.float64)
+        delta = x - base
+        errors[name] = dict(
+            gguf_name=g_name,
+            rel_fro=float(np.linalg.norm(delta) / np.linalg.norm(base)),
+            sqnr_db=float(10 * np.log10(np.sum(base * base) / np.sum(delta * delta)))
+            if np.any(delta) else None,
+            changed_frac=float(np.mean(delta != 0)),
+            # What a diff that ignored the permutation would report.
+            rel_fro_permuted=float(np.linalg.norm(back[g_name][1] - base) / np.linalg.norm(base)),
+        )
+    return [os.path.join(d, "hf", "model.safetensors"), path], errors
+
+
+def unpermute(w, n_head):
+    """The inverse of permute: the rows back in Hugging Face's order."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
 def main():
     os.makedirs(FIXTURES, exist_ok=True)
     types = dequantized(write_types())
     moe_files = write_moe()
+    llama_files, llama_errors = write_llama_pair()
     moe = {}
     for f in moe_files:
         moe.update(dequantized(f))
@@ -184,10 +276,11 @@ def main():
         "types": {name: dict(type=t, **golden(v)) for name, (t, v) in types.items()},
         "moe": {name: dict(type=t, **golden(v)) for name, (t, v) in moe.items()},
         "moe_files": [os.path.basename(f) for f in moe_files],
+        "llama_q8_0_error": llama_errors,
     }
     with open(os.path.join(GOLDEN, "gguf.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    for f in [os.path.join(FIXTURES, "types.gguf"), *moe_files,
+    for f in [os.path.join(FIXTURES, "types.gguf"), *moe_files, *llama_files,
               os.path.join(GOLDEN, "gguf_dequantized.safetensors")]:
         size = os.path.getsize(f)
         assert size < 1 << 20, f"{f}: {size} bytes"

@@ -177,12 +177,23 @@ enum Work<'m> {
     Pair(MatrixView<'m>, MatrixView<'m>),
     /// A base matrix and an adapter's update of it (with the factors' dtype).
     Lora(MatrixView<'m>, LoraUpdate, String),
+    /// A safetensors and a GGUF checkpoint's matrix (base, model), under
+    /// the Hugging Face name and the GGUF one.
+    Across(MatrixView<'m>, MatrixView<'m>, String, String),
 }
 
 impl Work<'_> {
     fn base(&self) -> &MatrixView<'_> {
         match self {
-            Work::Pair(b, _) | Work::Lora(b, ..) => b,
+            Work::Pair(b, _) | Work::Lora(b, ..) | Work::Across(b, ..) => b,
+        }
+    }
+
+    /// The name of the row it makes.
+    fn name(&self) -> String {
+        match self {
+            Work::Across(_, _, hf, _) => hf.clone(),
+            _ => self.base().name(),
         }
     }
 }
@@ -300,7 +311,7 @@ pub fn run(args: &Args) -> Result<()> {
     let done: HashSet<String> = rows.records.iter().map(DiffRecord::matrix_name).collect();
     let todo: Vec<&Work<'_>> = mine
         .into_iter()
-        .filter(|w| !done.contains(&w.base().name()))
+        .filter(|w| !done.contains(&w.name()))
         .collect();
     if !done.is_empty() && !args.quiet {
         eprintln!(
@@ -321,6 +332,9 @@ pub fn run(args: &Args) -> Result<()> {
         |w| {
             Ok(match w {
                 Work::Pair(b, m) => DiffRecord::compute(b, m, &engine, &options)?,
+                Work::Across(b, m, hf, gguf) => {
+                    DiffRecord::compute(b, m, &engine, &options)?.named_across(hf, gguf.clone())
+                }
                 Work::Lora(b, update, dtype) => {
                     DiffRecord::compute_lora(b, update, dtype.clone(), &engine, &options)?
                 }
@@ -420,6 +434,9 @@ pub(crate) fn write_diff(
 
 /// Pairs the model's matrices with the base's by tensor name.
 fn match_tensors<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Matching<'m>> {
+    if base.gguf().is_some() != model.gguf().is_some() {
+        return match_across(args, base, model);
+    }
     let selected = |t: &TensorView<'_>| {
         (args.only.is_empty() || args.only.iter().any(|p| p.matches(t.name())))
             && !args.skip.iter().any(|p| p.matches(t.name()))
@@ -468,6 +485,88 @@ fn match_tensors<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<M
             matching.names.push(row.matrix_name());
             matching.listed.push(row);
         }
+    }
+    Ok(matching)
+}
+
+/// A safetensors and a GGUF checkpoint: matrices paired by Hugging Face
+/// name, the GGUF side read in Hugging Face's row order (so that ΔW is the
+/// quantization error, not a permutation).
+fn match_across<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Matching<'m>> {
+    let gguf_is_model = model.gguf().is_some();
+    let (gguf, hf) = if gguf_is_model {
+        (model, base)
+    } else {
+        (base, model)
+    };
+    let architecture = gguf.gguf().and_then(|m| m.architecture()).unwrap_or("none");
+    let mapped = gguf.hf_matrices().with_context(|| {
+        format!(
+            "{}: tpa does not know the Hugging Face names of GGUF architecture {architecture}, \
+             so it cannot pair its tensors with {}",
+            gguf.path().display(),
+            hf.path().display()
+        )
+    })?;
+    let selected = |name: &str| {
+        (args.only.is_empty() || args.only.iter().any(|p| p.matches(name)))
+            && !args.skip.iter().any(|p| p.matches(name))
+    };
+    let hf_side: HashMap<String, MatrixView<'m>> = hf
+        .tensors()
+        .flat_map(MatrixView::split)
+        .map(|m| (m.name(), m))
+        .filter(|(name, _)| selected(name))
+        .collect();
+    let mut matching = Matching {
+        pairs: Vec::new(),
+        listed: Vec::new(),
+        names: Vec::new(),
+    };
+    let (only_gguf, only_hf) = if gguf_is_model {
+        (DiffStatus::OnlyInModel, DiffStatus::OnlyInBase)
+    } else {
+        (DiffStatus::OnlyInBase, DiffStatus::OnlyInModel)
+    };
+    let mut seen = HashSet::new();
+    for (name, g) in mapped.into_iter().filter(|(name, _)| selected(name)) {
+        seen.insert(name.clone());
+        let Some(h) = hf_side.get(&name) else {
+            let row = DiffRecord::listed(&g, only_gguf).named_across(&name, g.name());
+            matching.names.push(name);
+            matching.listed.push(row);
+            continue;
+        };
+        if h.shape() != g.shape() {
+            let mut row =
+                DiffRecord::listed(&g, DiffStatus::ShapeMismatch).named_across(&name, g.name());
+            row.skipped = Some(format!(
+                "shape {:?} in {}, {:?} in {}",
+                h.shape(),
+                hf.path().display(),
+                g.shape(),
+                gguf.path().display()
+            ));
+            matching.names.push(name);
+            matching.listed.push(row);
+            continue;
+        }
+        let (b, m) = if gguf_is_model { (*h, g) } else { (g, *h) };
+        b.tensor().check_decodable()?;
+        m.tensor().check_decodable()?;
+        matching.names.push(name.clone());
+        matching.pairs.push(Work::Across(b, m, name, g.name()));
+    }
+    let mut rest: Vec<&MatrixView<'m>> = hf_side
+        .iter()
+        .filter(|(name, _)| !seen.contains(*name))
+        .map(|(_, m)| m)
+        .collect();
+    rest.sort_by_key(|m| m.name());
+    for h in rest {
+        let row = DiffRecord::listed(h, only_hf);
+        matching.names.push(row.matrix_name());
+        matching.listed.push(row);
     }
     Ok(matching)
 }

@@ -53,6 +53,14 @@ impl DeltaStats {
         (self.base_sq > 0.0).then(|| (self.delta_sq / self.base_sq).sqrt())
     }
 
+    /// Signal-to-quantization-noise ratio in dB, 10·log10(‖W‖²/‖ΔW‖²): how
+    /// far a quantized model (the "model" side) is from its base. `None`
+    /// when either norm is zero.
+    pub fn sqnr_db(&self) -> Option<f64> {
+        (self.base_sq > 0.0 && self.delta_sq > 0.0)
+            .then(|| 10.0 * (self.base_sq / self.delta_sq).log10())
+    }
+
     /// mean |ΔW|: the one scale of BitDelta's sign approximation.
     pub fn mean_abs_delta(&self) -> Option<f64> {
         (self.numel > 0).then(|| self.abs_sum / self.numel as f64)

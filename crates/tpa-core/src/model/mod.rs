@@ -20,7 +20,7 @@ pub(crate) use shard::{Shard, TensorEntry};
 
 use crate::error::{Error, Result};
 use crate::tensors::quant::{self, QuantConfig};
-use crate::tensors::{Quantized, TensorView};
+use crate::tensors::{MatrixView, Quantized, RowOrder, TensorView};
 use index::ShardIndex;
 
 /// The index file name `transformers` writes for sharded checkpoints.
@@ -299,6 +299,48 @@ impl Model {
             }
             None => ModelConfig::load(&self.dir),
         }
+    }
+
+    /// Every matrix of a GGUF model under its Hugging Face name, each read
+    /// in Hugging Face's row order: llama's `attn_q`/`attn_k` weights with
+    /// llama.cpp's rotary permutation undone, so that they subtract from the
+    /// Hugging Face weights element by element. `None` for safetensors and
+    /// for an architecture without known names; tensors with no one HF
+    /// counterpart are left out.
+    pub fn hf_matrices(&self) -> Option<Vec<(String, MatrixView<'_>)>> {
+        let names = self.hf_names.as_ref()?;
+        let metadata = self.gguf()?;
+        let heads = |key: &str| metadata.arch_int(key).and_then(|v| usize::try_from(v).ok());
+        let mut out = Vec::new();
+        for tensor in self.tensors() {
+            let order_heads = match tensor.name().rsplit_once('.') {
+                _ if !names.permutes_qk() => None,
+                Some((module, "weight")) if module.ends_with(".attn_q") => {
+                    heads("attention.head_count")
+                }
+                Some((module, "weight")) if module.ends_with(".attn_k") => {
+                    heads("attention.head_count_kv").or_else(|| heads("attention.head_count"))
+                }
+                _ => None,
+            };
+            for matrix in MatrixView::split(tensor) {
+                let hf = tensor.hf_name(matrix.expert_index());
+                if hf.is_empty() {
+                    continue;
+                }
+                let matrix = match order_heads {
+                    Some(n) if n > 0 => {
+                        let head_dim = matrix.shape().0 / n;
+                        matrix
+                            .reordered(RowOrder::RotaryInterleaved { head_dim })
+                            .unwrap_or(matrix)
+                    }
+                    _ => matrix,
+                };
+                out.push((hf, matrix));
+            }
+        }
+        Some(out)
     }
 
     /// A GGUF model's metadata (`None` for safetensors).

@@ -102,6 +102,10 @@ pub struct DiffRecord {
     /// Why the spectral columns are empty, when they are.
     pub skipped: Option<String>,
     pub seconds: f64,
+    /// In a diff between a safetensors and a GGUF checkpoint, the GGUF
+    /// name of the matrix (`param_name` is its Hugging Face name).
+    #[serde(default)]
+    pub gguf_name: String,
 }
 
 impl DiffRecord {
@@ -177,7 +181,18 @@ impl DiffRecord {
             spectra: None,
             skipped: None,
             seconds: 0.0,
+            gguf_name: String::new(),
         }
+    }
+
+    /// This row under Hugging Face name `hf_name`, for a matrix of a GGUF
+    /// checkpoint called `gguf_name` (with `[e]` for an expert).
+    pub fn named_across(mut self, hf_name: &str, gguf_name: String) -> DiffRecord {
+        self.param_name = hf_name.to_owned();
+        self.placement = classify(hf_name);
+        self.stack_index = None;
+        self.gguf_name = gguf_name;
+        self
     }
 
     /// `param_name`, with `[e]` for expert e of a stacked expert tensor.
@@ -248,6 +263,8 @@ impl Record for DiffRow<'_> {
         "skipped",
         "seconds",
         "created_at",
+        "sqnr_db",
+        "gguf_name",
     ];
 
     fn columns(&self) -> Vec<String> {
@@ -337,6 +354,8 @@ impl Record for DiffRow<'_> {
             Cell::opt_text(r.skipped.as_ref()),
             Cell::Float(r.seconds),
             Cell::text(&run.created_at),
+            Cell::opt_float(st.and_then(DeltaStats::sqnr_db)),
+            Cell::text(&r.gguf_name),
         ]);
         cells
     }

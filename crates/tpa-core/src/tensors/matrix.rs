@@ -19,12 +19,57 @@ pub struct MatrixView<'m> {
     expert_index: Option<u32>,
     /// What is read on top of the stored values.
     adjustment: Option<Adjustment<'m>>,
+    /// Which stored row each row of the view reads (`None`: the same one).
+    row_order: Option<RowOrder>,
+}
+
+/// A reordering of a matrix's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOrder {
+    /// llama.cpp's `LlamaModel.permute` of `attn_q`/`attn_k`: within each
+    /// head of `head_dim` rows, the stored row `2i + a` is Hugging Face's
+    /// row `a · head_dim/2 + i` (the two rotary halves interleaved). The view
+    /// reads the rows in Hugging Face's order.
+    RotaryInterleaved { head_dim: usize },
+}
+
+impl RowOrder {
+    /// The stored row that view row `row` reads.
+    ///
+    /// ```
+    /// use tpa_core::tensors::RowOrder;
+    /// let order = RowOrder::RotaryInterleaved { head_dim: 8 };
+    /// let stored: Vec<usize> = (0..8).map(|r| order.stored_row(r)).collect();
+    /// assert_eq!(stored, [0, 2, 4, 6, 1, 3, 5, 7]);
+    /// assert_eq!(order.stored_row(8 + 5), 8 + 3);
+    /// ```
+    pub fn stored_row(self, row: usize) -> usize {
+        match self {
+            RowOrder::RotaryInterleaved { head_dim } => {
+                let half = head_dim / 2;
+                let (head, r) = (row / head_dim, row % head_dim);
+                head * head_dim + 2 * (r % half) + r / half
+            }
+        }
+    }
+
+    /// Stored rows that view rows `row .. row + count` lie in: whole heads.
+    fn stored_span(self, row: usize, count: usize) -> (usize, usize) {
+        match self {
+            RowOrder::RotaryInterleaved { head_dim } => {
+                let first = row / head_dim * head_dim;
+                let end = (row + count).div_ceil(head_dim) * head_dim;
+                (first, end - first)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
 enum Adjustment<'m> {
-    /// A matrix subtracted element by element: its tensor and offset (same shape).
-    Minus(TensorView<'m>, usize),
+    /// A matrix subtracted element by element: its tensor, offset and row
+    /// order (same shape).
+    Minus(TensorView<'m>, usize, Option<RowOrder>),
     /// A low-rank update added (same shape).
     Plus(&'m LoraUpdate),
 }
@@ -40,6 +85,7 @@ impl<'m> MatrixView<'m> {
             cols,
             expert_index: None,
             adjustment: None,
+            row_order: None,
         }
     }
 
@@ -67,6 +113,7 @@ impl<'m> MatrixView<'m> {
                     cols,
                     expert_index: Some(e as u32),
                     adjustment: None,
+                    row_order: None,
                 })
                 .collect(),
             None => vec![MatrixView::whole(tensor)],
@@ -126,7 +173,7 @@ impl<'m> MatrixView<'m> {
     pub fn minus(self, base: MatrixView<'m>) -> Option<MatrixView<'m>> {
         (self.shape() == base.shape() && self.adjustment.is_none() && base.adjustment.is_none())
             .then_some(MatrixView {
-                adjustment: Some(Adjustment::Minus(base.tensor, base.offset)),
+                adjustment: Some(Adjustment::Minus(base.tensor, base.offset, base.row_order)),
                 ..self
             })
     }
@@ -141,15 +188,27 @@ impl<'m> MatrixView<'m> {
         })
     }
 
+    /// This matrix with its rows read in `order` (`None` when the rows do
+    /// not divide into `order`'s heads).
+    pub fn reordered(self, order: RowOrder) -> Option<MatrixView<'m>> {
+        let RowOrder::RotaryInterleaved { head_dim } = order;
+        (head_dim >= 2 && head_dim % 2 == 0 && self.rows % head_dim == 0).then_some(MatrixView {
+            row_order: Some(order),
+            ..self
+        })
+    }
+
     /// Decodes `W[row, col .. col + out.len()]`.
     pub fn decode_row_segment(&self, row: usize, col: usize, out: &mut [f64]) -> Result<()> {
         debug_assert!(row < self.rows && col + out.len() <= self.cols);
-        let at = row * self.cols + col;
+        let stored_row = self.row_order.map_or(row, |o| o.stored_row(row));
+        let at = stored_row * self.cols + col;
         self.tensor.decode_into(self.offset + at, out)?;
         if let Some(Adjustment::Plus(update)) = self.adjustment {
             update.add_row_segment(row, col, out);
         }
-        if let Some(Adjustment::Minus(base, offset)) = self.adjustment {
+        if let Some(Adjustment::Minus(base, offset, order)) = self.adjustment {
+            let at = order.map_or(row, |o| o.stored_row(row)) * self.cols + col;
             // One buffer per thread: this runs for every row the spectral
             // routes read.
             thread_local! {
@@ -174,7 +233,10 @@ impl<'m> MatrixView<'m> {
     pub fn stored_rows(&self, row: usize, count: usize) -> Result<Cow<'m, [u8]>> {
         let start = self.offset + row * self.cols;
         let len = count * self.cols;
-        if self.tensor.quantization().is_none() && self.adjustment.is_none() {
+        if self.tensor.quantization().is_none()
+            && self.adjustment.is_none()
+            && self.row_order.is_none()
+        {
             return self.tensor.stored_bytes(start, len).map(Cow::Borrowed);
         }
         // A difference or a merged update goes up as f64 too, computed here
@@ -191,18 +253,22 @@ impl<'m> MatrixView<'m> {
     /// The dtype of [`Self::stored_rows`]: the tensor's, or f64 for a
     /// quantized weight.
     pub fn stored_dtype(&self) -> DType {
-        match (self.tensor.quantization(), self.adjustment) {
-            (None, None) => self.tensor.dtype(),
+        match (self.tensor.quantization(), self.adjustment, self.row_order) {
+            (None, None, None) => self.tensor.dtype(),
             _ => DType(safetensors::Dtype::F64),
         }
     }
 
     /// Releases the pages of rows `row .. row + count` (see [`TensorView::release`]).
     pub fn release_rows(&self, row: usize, count: usize) {
+        let span =
+            |order: Option<RowOrder>| order.map_or((row, count), |o| o.stored_span(row, count));
+        let (first, n) = span(self.row_order);
         self.tensor
-            .release(self.offset + row * self.cols, count * self.cols);
-        if let Some(Adjustment::Minus(base, offset)) = self.adjustment {
-            base.release(offset + row * self.cols, count * self.cols);
+            .release(self.offset + first * self.cols, n * self.cols);
+        if let Some(Adjustment::Minus(base, offset, order)) = self.adjustment {
+            let (first, n) = span(order);
+            base.release(offset + first * self.cols, n * self.cols);
         }
     }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 pub use dtype::{DType, decode};
 pub use ggml::GgmlType;
 pub use lowrank::LoraUpdate;
-pub use matrix::{MatrixView, stacked_experts};
+pub use matrix::{MatrixView, RowOrder, stacked_experts};
 pub use quant::Quantized;
 
 use crate::error::{Error, Result};
