@@ -200,10 +200,20 @@ fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
         .arg(pair.join("model.Q8_0.gguf"))
         .arg("--out")
         .arg(&out)
+        .arg("--report")
+        .arg(dir.path().join("report"))
         .arg("-q")
         .output()
         .unwrap();
     assert_success(&output);
+    // The report leads with the quantization damage per layer.
+    let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
+    assert!(html.contains("what quantization changed"));
+    let damage = std::fs::read_to_string(dir.path().join("report/charts/diff_sqnr.svg")).unwrap();
+    assert!(
+        damage.contains("layer 1 · k_proj: SQNR dB = 45."),
+        "{damage}"
+    );
     let table = Table::read(&out);
     assert_eq!(table.rows.len(), errors.len());
     for (name, want) in errors {

@@ -74,6 +74,27 @@ pub fn energy_rank_heatmap(diff: &DiffResult) -> Option<Chart> {
     diff_heatmap(diff, "diff_energy_rank", labels, DiffMatrix::delta_ratio_90)
 }
 
+/// What quantization did, where: the SQNR of every matrix stored in
+/// another type than its base (a GGUF or quantized model against its
+/// original), by layer and block type. Shown only for such diffs.
+pub fn quantization_damage(diff: &DiffResult) -> Option<Chart> {
+    if !diff
+        .compared()
+        .any(|r| r.requantized && r.sqnr_db.is_some())
+    {
+        return None;
+    }
+    let labels = Labels {
+        title: "Quantization damage: SQNR in dB".into(),
+        note: "low: more lost (≈6 dB per bit); grey: not requantized",
+        value_label: "SQNR dB".into(),
+        colors: Colors::Sequential { log: false },
+    };
+    diff_heatmap(diff, "diff_sqnr", labels, |r| {
+        r.requantized.then_some(r.sqnr_db).flatten()
+    })
+}
+
 /// What a LoRA of rank r would lose, per block type: the median over its
 /// matrices of ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F at each rank of the run.
 pub fn lora_fit_curves(diff: &DiffResult) -> Option<Chart> {

@@ -25,6 +25,11 @@ pub struct DiffMatrix {
     pub lora_fit: Vec<(u64, f64)>,
     pub overlap_left: Option<f64>,
     pub intruders: Option<u64>,
+    /// 10·log10(‖W_base‖²/‖ΔW‖²) (empty for ΔW = 0, and in older results).
+    pub sqnr_db: Option<f64>,
+    /// The two sides are stored in different types (a quantized model
+    /// against its original).
+    pub requantized: bool,
 }
 
 impl DiffMatrix {
@@ -151,5 +156,7 @@ fn diff_row(row: &Row, ranks: &[u64], top_k: Option<u64>) -> Result<DiffMatrix, 
         lora_fit,
         overlap_left: row.float(&k("subspace_overlap_left_"))?,
         intruders: row.uint(&k("intruders_"))?,
+        sqnr_db: row.float("sqnr_db")?,
+        requantized: row.text("base_dtype") != row.text("model_dtype"),
     })
 }

@@ -13,10 +13,20 @@ pub const TOP: usize = 20;
 
 pub fn report(diff: &DiffResult, options: &Options) -> Report {
     let label = label(diff);
-    let title = options
-        .title
-        .clone()
-        .unwrap_or_else(|| format!("{label}: what fine-tuning changed"));
+    let title = options.title.clone().unwrap_or_else(|| {
+        // Every compared matrix stored in another type: a quantization.
+        let quantized = diff.compared().any(|r| r.rel_fro.is_some_and(|v| v > 0.0))
+            && diff
+                .compared()
+                .filter(|r| r.rel_fro.is_some_and(|v| v > 0.0))
+                .all(|r| r.requantized);
+        let what = if quantized {
+            "quantization"
+        } else {
+            "fine-tuning"
+        };
+        format!("{label}: what {what} changed")
+    });
     let subtitle = format!(
         "{} rows from {} · tpa-report {}",
         diff.rows.len(),
@@ -35,6 +45,7 @@ pub fn report(diff: &DiffResult, options: &Options) -> Report {
     md.facts(&facts_list);
 
     let heatmaps: Vec<Chart> = [
+        charts::quantization_damage(diff),
         charts::rel_fro_heatmap(diff),
         charts::energy_rank_heatmap(diff),
     ]
@@ -55,6 +66,10 @@ pub fn report(diff: &DiffResult, options: &Options) -> Report {
             "diff_rel_fro" => {
                 "‖ΔW‖_F / ‖W_base‖_F of every matrix, by layer and block type.".into()
             }
+            "diff_sqnr" => "The signal-to-quantization-noise ratio 10·log10(‖W‖²/‖ΔW‖²) of \
+                            every matrix the model stores in another type than the base: the \
+                            layers that lost most are the darkest (lowest)."
+                .into(),
             _ => "How many of ΔW's singular directions hold 90% of its energy, over the most \
                   it could have."
                 .into(),
