@@ -249,3 +249,45 @@ fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
         "k_proj"
     );
 }
+
+#[test]
+fn a_llama_gguf_without_head_counts_cannot_be_diffed_against_hf() {
+    use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
+    use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let gguf = dir.path().join("m.gguf");
+    let bytes = gguf_bytes(
+        &[("general.architecture", GgufValue::String("llama".into()))],
+        &[GgufTensor::f32("blk.0.attn_q.weight", 8, 8, &values)],
+        32,
+    );
+    std::fs::write(&gguf, bytes).unwrap();
+    let hf = dir.path().join("hf.safetensors");
+    let spec = TensorSpec::new(
+        "model.layers.0.self_attn.q_proj.weight",
+        Dtype::F32,
+        &[8, 8],
+        Fill::Pattern,
+    );
+    write_safetensors(&hf, &[spec]).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .arg("--base")
+        .arg(&hf)
+        .arg("--model")
+        .arg(&gguf)
+        .arg("--out")
+        .arg(dir.path().join("d.csv"))
+        .output()
+        .unwrap();
+    let err = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    for needle in [
+        "m.gguf",
+        "blk.0.attn_q.weight",
+        "llama.attention.head_count (absent)",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(!dir.path().join("d.csv").exists());
+}

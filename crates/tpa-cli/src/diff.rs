@@ -500,7 +500,7 @@ fn match_across<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Ma
         (base, model)
     };
     let architecture = gguf.gguf().and_then(|m| m.architecture()).unwrap_or("none");
-    let mapped = gguf.hf_matrices().with_context(|| {
+    let mapped = gguf.hf_matrices()?.with_context(|| {
         format!(
             "{}: tpa does not know the Hugging Face names of GGUF architecture {architecture}, \
              so it cannot pair its tensors with {}",

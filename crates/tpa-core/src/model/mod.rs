@@ -304,43 +304,64 @@ impl Model {
     /// Every matrix of a GGUF model under its Hugging Face name, each read
     /// in Hugging Face's row order: llama's `attn_q`/`attn_k` weights with
     /// llama.cpp's rotary permutation undone, so that they subtract from the
-    /// Hugging Face weights element by element. `None` for safetensors and
-    /// for an architecture without known names; tensors with no one HF
-    /// counterpart are left out.
-    pub fn hf_matrices(&self) -> Option<Vec<(String, MatrixView<'_>)>> {
-        let names = self.hf_names.as_ref()?;
-        let metadata = self.gguf()?;
-        let heads = |key: &str| metadata.arch_int(key).and_then(|v| usize::try_from(v).ok());
+    /// Hugging Face weights element by element. `Ok(None)` for safetensors
+    /// and for an architecture without known names; tensors with no one HF
+    /// counterpart are left out. A permutation that cannot be undone (head
+    /// counts missing, per layer, or not dividing the rows) is an error.
+    pub fn hf_matrices(&self) -> Result<Option<Vec<(String, MatrixView<'_>)>>> {
+        let (Some(names), Some(metadata)) = (self.hf_names.as_ref(), self.gguf()) else {
+            return Ok(None);
+        };
         let mut out = Vec::new();
         for tensor in self.tensors() {
-            let order_heads = match tensor.name().rsplit_once('.') {
-                _ if !names.permutes_qk() => None,
+            let keys: &[&str] = match tensor.name().rsplit_once('.') {
+                _ if !names.permutes_qk() => &[],
                 Some((module, "weight")) if module.ends_with(".attn_q") => {
-                    heads("attention.head_count")
+                    &["attention.head_count"]
                 }
+                // llama.cpp's loader takes n_head_kv = n_head when it is absent.
                 Some((module, "weight")) if module.ends_with(".attn_k") => {
-                    heads("attention.head_count_kv").or_else(|| heads("attention.head_count"))
+                    &["attention.head_count_kv", "attention.head_count"]
                 }
-                _ => None,
+                _ => &[],
             };
+            let arch = metadata.architecture().unwrap_or_default();
+            let heads = keys
+                .iter()
+                .find_map(|key| metadata.get(&format!("{arch}.{key}")).map(|v| (*key, v)));
             for matrix in MatrixView::split(tensor) {
                 let hf = tensor.hf_name(matrix.expert_index());
                 if hf.is_empty() {
                     continue;
                 }
-                let matrix = match order_heads {
-                    Some(n) if n > 0 => {
-                        let head_dim = matrix.shape().0 / n;
-                        matrix
-                            .reordered(RowOrder::RotaryInterleaved { head_dim })
-                            .unwrap_or(matrix)
+                let matrix = match heads {
+                    None if keys.is_empty() => matrix,
+                    found => {
+                        let rows = matrix.shape().0;
+                        let heads = found
+                            .and_then(|(_, v)| usize::try_from(v.as_int()?).ok())
+                            .filter(|&n| n > 0 && rows % n == 0);
+                        heads
+                            .and_then(|n| {
+                                let head_dim = rows / n;
+                                matrix.reordered(RowOrder::RotaryInterleaved { head_dim })
+                            })
+                            .ok_or_else(|| Error::InvalidTensor {
+                                path: tensor.file().to_owned(),
+                                tensor: tensor.name().to_owned(),
+                                reason: format!(
+                                    "llama.cpp permuted its {rows} rows by attention head, and \
+                                     {arch}.{} ({}) does not say how to undo it",
+                                    keys[0],
+                                    found.map_or("absent".into(), |(_, v)| format!("{v:?}"))
+                                ),
+                            })?
                     }
-                    _ => matrix,
                 };
                 out.push((hf, matrix));
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// A GGUF model's metadata (`None` for safetensors).
