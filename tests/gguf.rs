@@ -291,3 +291,37 @@ fn a_llama_gguf_without_head_counts_cannot_be_diffed_against_hf() {
     }
     assert!(!dir.path().join("d.csv").exists());
 }
+
+#[test]
+fn two_shards_of_a_gguf_model_merge_to_the_rows_of_one_run() {
+    let model = workspace().join("tests/fixtures/gguf/moe");
+    let dir = tempfile::tempdir().unwrap();
+    let (sharded, one) = (dir.path().join("t.csv"), dir.path().join("one.csv"));
+    let args = |out: &Path, shard: Option<&str>| {
+        let mut args = vec![
+            "--model-path".to_owned(),
+            model.to_str().unwrap().to_owned(),
+            "--out".to_owned(),
+            out.to_str().unwrap().to_owned(),
+            "-q".to_owned(),
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard".to_owned(), s.to_owned()]);
+        }
+        args
+    };
+    for shard in ["0/2", "1/2"] {
+        let a = args(&sharded, Some(shard));
+        assert_success(&transformer(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+    }
+    assert_success(&common::merge(&[sharded.to_str().unwrap(), "-q"]));
+    let a = args(&one, None);
+    assert_success(&transformer(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let (merged, single) = (Table::read(&sharded), Table::read(&one));
+    assert_eq!(merged.rows.len(), 26);
+    assert_eq!(common::comparable(&merged), common::comparable(&single));
+}
