@@ -3,10 +3,10 @@
 //! The library behind the `tpa-*` tools. Data flows through the modules in the
 //! order they are listed:
 //!
-//! * [`model`]: opens a model directory or a `.safetensors` file, memory-maps
-//!   its shards and validates every header;
+//! * [`model`]: opens a model directory, a `.safetensors` file or a GGUF
+//!   file (or split set), memory-maps its shards and validates every header;
 //! * [`tensors`]: typed, lazy views of single tensors that decode any stored
-//!   dtype to `f64` a block at a time;
+//!   dtype, quantized format or ggml type to `f64` a block at a time;
 //! * [`analyses`]: what is computed per tensor (block classification, streaming
 //!   statistics);
 //! * [`records`]: one row per tensor, with a fixed, documented column order;

@@ -1,8 +1,9 @@
 //! Opening a model: find its shards, map them, validate every header.
 //!
 //! A model is a directory as `snapshot_download` leaves it (shards plus
-//! `model.safetensors.index.json`, or one or more `.safetensors` files) or a
-//! single `.safetensors` file. Nothing but headers is read here.
+//! `model.safetensors.index.json`, or one or more `.safetensors` files), a
+//! single `.safetensors` file, or a GGUF file or split set (module [`gguf`]).
+//! Nothing but headers is read here.
 
 mod adapter;
 mod config;
