@@ -26,7 +26,7 @@ from gguf import GGUFReader, GGUFWriter, quants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
-from make_gguf import random_blocks, stored  # noqa: E402
+from make_gguf import finish, random_blocks, stored  # noqa: E402
 
 DIR = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "data", "models", "bench-gguf")
 OUT, IN = 4096, 8192
@@ -47,10 +47,7 @@ def write(qtype):
     w = (np.random.default_rng(7).standard_normal((OUT, IN)) * 0.02).astype(np.float32)
     writer = GGUFWriter(path, "llama")
     writer.add_tensor(NAME, stored(qtype, w), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     return path
 
 

@@ -29,7 +29,7 @@ from gguf import GGUFReader, GGUFWriter, quants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
-from make_gguf import random_blocks  # noqa: E402
+from make_gguf import finish, random_blocks  # noqa: E402
 
 DIR = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "data", "models", "bench-gguf-1b")
 HIDDEN, FFN, LAYERS, KV = 2048, 5632, 22, 256
@@ -55,10 +55,7 @@ def write():
                                  ("attn_output", HIDDEN, HIDDEN), ("ffn_gate", FFN, HIDDEN),
                                  ("ffn_up", FFN, HIDDEN), ("ffn_down", HIDDEN, FFN)]:
             writer.add_tensor(p + name + ".weight", random_blocks(T.Q4_K, rows, cols), raw_dtype=T.Q4_K)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
 
 
 def ranks(s):

@@ -80,6 +80,14 @@ def stored(qtype, w):
     return random_blocks(qtype, *w.shape)
 
 
+def finish(writer):
+    """Writes everything added to a GGUFWriter and closes it."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def golden(x):
     x = np.asarray(x, dtype=np.float64)
     mats = [x.reshape(1, -1)] if x.ndim == 1 else [x] if x.ndim == 2 else list(x.reshape(-1, *x.shape[-2:]))
@@ -129,10 +137,7 @@ def write_types():
     for qtype in QUANTIZABLE + list(SCALES):
         w = (rng.standard_normal((ROWS, COLS)) * 0.02).astype(np.float32)
         writer.add_tensor(f"types.{qtype.name.lower()}", stored(qtype, w), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     return path
 
 
@@ -165,10 +170,7 @@ def write_moe():
         writer.add_tensor(p + "ffn_gate_exps.weight", gate, raw_dtype=T.Q4_K)
         down = random_blocks(T.IQ4_NL, experts * hidden, ffn).reshape(experts, hidden, -1)
         writer.add_tensor(p + "ffn_down_exps.weight", down, raw_dtype=T.IQ4_NL)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     return sorted(os.path.join(d, f) for f in os.listdir(d))
 
 
@@ -224,10 +226,7 @@ def write_llama_pair():
             writer.add_tensor(gguf_names[name], quants.quantize(x, T.Q8_0), raw_dtype=T.Q8_0)
         else:
             writer.add_tensor(gguf_names[name], x)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     # The quantization error per matrix: the GGUF tensor dequantized by
     # gguf-py, the permutation undone, minus the HF weight.
     back = dequantized(path)

@@ -67,6 +67,11 @@ pub(super) struct Header {
     pub data_start: usize,
 }
 
+/// The value of metadata key `key` in `metadata`.
+pub(super) fn lookup<'a>(metadata: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+    metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
 /// Reads little-endian fields, failing with the byte offset and what was
 /// being read.
 struct Cursor<'a> {
@@ -236,12 +241,12 @@ pub(super) fn parse(bytes: &[u8]) -> Parse<Header> {
         let value = cur.value(kind, &key)?;
         metadata.push((key, value));
     }
-    let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+    let alignment = match lookup(&metadata, "general.alignment") {
         None => DEFAULT_ALIGNMENT,
-        Some((_, Value::Int(a))) if *a > 0 && (*a as u64).is_power_of_two() && *a <= 1 << 30 => {
+        Some(Value::Int(a)) if *a > 0 && (*a as u64).is_power_of_two() && *a <= 1 << 30 => {
             *a as u64
         }
-        Some((_, v)) => {
+        Some(v) => {
             return Err(format!(
                 "general.alignment is {v:?}; it must be a power of two"
             ));

@@ -38,7 +38,7 @@ pub struct GgufMetadata {
 impl GgufMetadata {
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        header::lookup(&self.entries, key)
     }
 
     /// `general.architecture` (`llama`, `qwen2`, `deepseek2`...).
@@ -147,11 +147,8 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         }
         check_overlaps(file, &mut opened.entries[first..].iter().collect())?;
         if i == 0 {
-            let tokens = header
-                .metadata
-                .iter()
-                .find(|(k, _)| k == "tokenizer.ggml.tokens")
-                .and_then(|(_, v)| header::strings(shard.file_bytes(), v));
+            let tokens = header::lookup(&header.metadata, "tokenizer.ggml.tokens")
+                .and_then(|v| header::strings(shard.file_bytes(), v));
             opened.metadata = GgufMetadata {
                 version: header.version,
                 entries: header.metadata,
@@ -180,13 +177,7 @@ fn map(path: &Path) -> Result<(Shard, header::Header)> {
 
 /// A split file must say it is number `index` of `count`.
 fn check_split(path: &Path, header: &header::Header, index: usize, count: usize) -> Result<()> {
-    let get = |key: &str| {
-        header
-            .metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .and_then(|(_, v)| v.as_int())
-    };
+    let get = |key: &str| header::lookup(&header.metadata, key).and_then(Value::as_int);
     let invalid = |reason: String| Error::InvalidGguf {
         path: path.to_owned(),
         reason,
