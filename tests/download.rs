@@ -174,7 +174,7 @@ fn downloads_a_sharded_model_that_tpa_analyze_then_reads() {
     }
     assert!(!s.model_dir().join("pytorch_model.bin").exists());
     assert!(!s.model_dir().join(".gitattributes").exists());
-    assert!(stderr(&output).contains("skipped weights in other formats: pytorch_model.bin"));
+    assert!(stderr(&output).contains("skipped other weights: pytorch_model.bin"));
     assert!(!s.model_dir().join(".tpa-download").exists());
 
     let manifest: serde_json::Value = serde_json::from_str(
@@ -545,7 +545,7 @@ fn a_repository_without_safetensors_says_what_it_has() {
     assert_fails_with(
         &s.download("org/old", &[]),
         &[
-            "no safetensors weights",
+            "no safetensors or GGUF weights",
             "pytorch_model.bin (2.0 KiB)",
             "--include",
         ],

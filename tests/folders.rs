@@ -91,6 +91,43 @@ fn a_folder_of_two_models_gives_each_models_rows_in_turn() {
 }
 
 #[test]
+fn a_gguf_model_folder_is_one_of_the_models() {
+    // tpa-download --gguf lays a GGUF model out as ORG/NAME/file.gguf.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("models");
+    model(&root, "alpha/Small", 1, 1);
+    let gguf = root.join("org/tiny-GGUF");
+    std::fs::create_dir_all(&gguf).unwrap();
+    std::fs::copy(
+        common::workspace().join("tests/fixtures/gguf/llama/model.Q8_0.gguf"),
+        gguf.join("model.Q8_0.gguf"),
+    )
+    .unwrap();
+    let out = dir.path().join("a.csv");
+    let output = analyze(&[
+        "--model-path",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-gpu",
+    ]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("2 models below"),
+        "{}",
+        stderr(&output)
+    );
+    let table = Table::read(&out);
+    let q = table
+        .rows
+        .iter()
+        .find(|r| r["model_id"] == "org/tiny-GGUF" && r["param_name"] == "blk.0.attn_q.weight")
+        .expect("the GGUF model's rows");
+    assert_eq!(q["dtype"], "q8_0");
+    assert!(table.rows.iter().any(|r| r["model_id"] == "alpha/Small"));
+}
+
+#[test]
 fn a_broken_model_fails_the_run_with_its_name_and_the_others_resume() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("models");

@@ -39,14 +39,15 @@ tpa-merge FILE then writes the output.
 --report DIR also writes a statistics report (alerts, charts, report.html) into DIR, as
 tpa-report does; with --fail-on it is a CI gate (exit 3 when an alert matches).";
 
-/// Exact per-tensor statistics of a safetensors model.
+/// Exact per-tensor statistics of a safetensors or GGUF model.
 #[derive(Debug, Parser)]
 #[command(
     name = "tpa-analyze",
     version,
-    about = "Exact statistics and rank of every tensor of a safetensors model, streamed from disk",
+    about = "Exact statistics and rank of every tensor of a safetensors or GGUF model, streamed from disk",
     long_about = "Reads every tensor of a model (a directory with .safetensors shards, with or \
-                  without model.safetensors.index.json, or a single .safetensors file) without \
+                  without model.safetensors.index.json, a single .safetensors file, or a GGUF file \
+                  or split set) without \
                   loading the model into memory, and writes one row per tensor: layer and block \
                   type from the tensor's name, shape, dtype, mean, std, var, min, max and \
                   sparsity computed exactly in float64, and the numerical rank.",

@@ -19,16 +19,21 @@ Examples:
   tpa-download --model-id meta-llama/Llama-2-7b-hf --revision main --dry-run
   tpa-download --model_id Qwen/Qwen3-4B --out data/models/        # original flags
   tpa-download --model-id deepseek-ai/DeepSeek-V3 --list-tensors --out v3.csv --target-hours 2
+  tpa-download --model-id unsloth/gemma-3-270m-it-GGUF --gguf Q4_K_M
 
 Files go to OUT/ORG/NAME/ as plain files; that path is the last line on stdout.
 Without --include, tpa-download fetches the safetensors weights and index, *.json,
-tokenizer files and README.md, and says which weights in other formats it left out.
+tokenizer files and README.md, and says which other weights it left out. A repository
+of GGUF files holds one model in many quantizations: --gguf NAME fetches the one named
+(and README.md; the GGUF file holds config and tokenizer), and one without safetensors
+and with a single GGUF model gets it by default.
 An interrupted download resumes where it stopped on the next run; every file is
 checked against its size and sha256 (or git blob id) before it takes its name, and
 .tpa-download.json records what was verified, so a re-run transfers nothing.
 
 --list-tensors downloads no weights: it reads each safetensors file's header with one
-Range request (two when the header is bigger than 100 kB) and writes one row per tensor
+Range request (two when the header is bigger than 100 kB; a GGUF header from its
+first 4 MiB, more when it is longer) and writes one row per tensor
 (name, dtype, shape, shard, bytes, layer, block type, matrices, cost, est_seconds) to
 --out FILE (.csv, .json, .jsonl) or as CSV to stdout. It measures this machine's analysis
 rate (about a second on the CPU; --units-per-second sets it instead) and prints the planned
@@ -73,6 +78,13 @@ pub struct Args {
     /// default selection.
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
+
+    /// Fetch this GGUF model of the repository instead of its safetensors weights: a part of
+    /// its file name that tells it apart from the others, e.g. Q4_K_M (a split set
+    /// X-00001-of-0000N.gguf is one model), and README.md. A repository without safetensors
+    /// weights and with one GGUF model gets it without --gguf.
+    #[arg(long, value_name = "NAME", conflicts_with = "include")]
+    pub gguf: Option<String>,
 
     /// Leave out files matching this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
@@ -135,6 +147,7 @@ pub fn run(args: &Args) -> Result<()> {
         },
         include: patterns(&args.include, "--include")?,
         exclude: patterns(&args.exclude, "--exclude")?,
+        gguf: args.gguf.clone(),
     };
     let token = args.token.clone().or_else(tpa_hub::token_from_env);
     let client = Client::new(&tpa_hub::endpoint_from_env(), token);
@@ -142,7 +155,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     let mut plan = tpa_hub::plan(&client, &request, &bars)?;
     if args.list_tensors {
-        let headers = tpa_hub::read_headers(&client, &plan, args.max_workers, &bars)?;
+        let headers = crate::remote::read(&client, &plan, args.max_workers, &bars)?.headers;
         let list = crate::listing::ListRequest {
             out: args.out.as_deref(),
             format: args.format,
@@ -216,7 +229,7 @@ fn plan_summary(plan: &Plan) -> String {
         text.push_str(&format!("\nresuming {}", resumed.join(", ")));
     }
     let skipped = [
-        (&plan.skipped_weights, "weights in other formats"),
+        (&plan.skipped_weights, "other weights"),
         (
             &plan.skipped_copies,
             "safetensors that model.safetensors.index.json does not name (the same weights again)",
@@ -228,7 +241,7 @@ fn plan_summary(plan: &Plan) -> String {
             .map(|f| format!("{} ({})", f.path, human(f.size)))
             .collect();
         text.push_str(&format!(
-            "\nskipped {what}: {} (pass --include to fetch them)",
+            "\nskipped {what}: {} (pass --include, or --gguf NAME for a GGUF model, to fetch them)",
             names.join(", ")
         ));
     }

@@ -16,6 +16,7 @@ mod listing;
 mod matrices;
 pub mod merge;
 mod progress;
+mod remote;
 pub mod report;
 mod runs;
 mod stream;

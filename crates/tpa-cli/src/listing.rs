@@ -33,7 +33,7 @@ pub fn list_tensors(
     say: &dyn Fn(&str),
 ) -> Result<()> {
     if headers.is_empty() {
-        bail!("{} has no safetensors files to list", plan.repo);
+        bail!("{} has no safetensors or GGUF files to list", plan.repo);
     }
     let (rate, measured) = match request.units_per_second {
         Some(rate) if rate > 0.0 => (rate, false),
@@ -103,10 +103,15 @@ pub fn list_tensors(
         more => format!(" ({more} more matrices as stacked experts split)"),
     };
     say(&format!(
-        "{} at commit {}: {} safetensors files, {}, {} tensors as stored{experts}; {} header requests",
+        "{} at commit {}: {} {} files, {}, {} tensors as stored{experts}; {} header requests",
         plan.repo,
         &plan.commit[..plan.commit.len().min(12)],
         headers.len(),
+        if headers.iter().any(|h| h.file.path.ends_with(".gguf")) {
+            "GGUF"
+        } else {
+            "safetensors"
+        },
         human(total_bytes),
         rows.len(),
         requests,

@@ -10,13 +10,14 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tpa_core::analyses::runner::parse_size;
 use tpa_core::analyses::shard::{RunShard, split, tensor_cost};
-use tpa_core::model::{Model, ModelConfig, Reading};
+use tpa_core::model::{GgufMetadata, Model, ModelConfig, Reading};
 use tpa_core::records::{Quantization, RunInfo};
 use tpa_core::writers::{Journal, Parts};
 use tpa_hub::stream::{StreamOptions, group_files};
 use tpa_hub::{Client, DirLock, Plan, Progress, RemoteHeader, Request, human};
 
 use crate::common::{Facts, ModelArgs};
+use crate::remote::RemoteModel;
 
 const HEADING: &str = "Streaming from the Hub (--model-id without --model-path)";
 
@@ -43,6 +44,12 @@ pub struct StreamArgs {
     #[arg(help_heading = HEADING, long = "keep-download", visible_alias = "keep_download")]
     pub keep_download: bool,
 
+    /// Stream this GGUF model of the repository: a part of its file name that tells it apart
+    /// from the others, e.g. Q4_K_M (a split set is one model). A repository without
+    /// safetensors weights and with one GGUF model needs no --gguf.
+    #[arg(help_heading = HEADING, long, value_name = "NAME")]
+    pub gguf: Option<String>,
+
     /// Files downloaded at once within a group.
     #[arg(
         help_heading = HEADING,
@@ -57,9 +64,11 @@ pub struct StreamArgs {
 impl StreamArgs {
     /// Refuses the streaming flags for a local model, where they would do nothing.
     pub fn check_local(&self, model: &ModelArgs) -> Result<()> {
-        if model.model_path.is_some() && (self.max_disk.is_some() || self.keep_download) {
+        if model.model_path.is_some()
+            && (self.max_disk.is_some() || self.keep_download || self.gguf.is_some())
+        {
             bail!(
-                "--max-disk and --keep-download apply when streaming from the Hub (--model-id \
+                "--max-disk, --keep-download and --gguf apply when streaming from the Hub (--model-id \
                  without --model-path); {} is read where it is",
                 model
                     .model_path
@@ -80,6 +89,8 @@ pub struct Source {
     headers: Vec<RemoteHeader>,
     /// Indices into `headers`, in file order.
     groups: Vec<Vec<usize>>,
+    /// A GGUF model's metadata, from its first file's header.
+    gguf: Option<GgufMetadata>,
     reading: Reading,
     _lock: DirLock,
 }
@@ -96,7 +107,8 @@ pub struct Finished {
 
 impl Source {
     /// Resolves the revision to one commit, lists and selects the files,
-    /// reads every safetensors header (Range requests) and groups the files.
+    /// reads every safetensors or GGUF header (Range requests) and groups
+    /// the files (a GGUF file is a group of its own: it has no sidecars).
     /// A shard of a run writing `out` takes the commit its plan pinned, so
     /// that every shard reads the same bytes even if the branch moves.
     pub fn open(
@@ -128,6 +140,7 @@ impl Source {
             out: args.download_dir.clone(),
             include: Vec::new(),
             exclude: Vec::new(),
+            gguf: args.gguf.clone(),
         };
         let client = Client::new(&tpa_hub::endpoint_from_env(), tpa_hub::token_from_env());
         let say = Say { quiet };
@@ -139,11 +152,15 @@ impl Source {
             ))
         })?;
         let plan = tpa_hub::plan(&client, &request, &say)?;
-        let headers = tpa_hub::read_headers(&client, &plan, args.max_workers, &say)?;
+        let RemoteModel { headers, gguf } =
+            crate::remote::read(&client, &plan, args.max_workers, &say)?;
         if headers.is_empty() {
-            bail!("{} has no safetensors files to stream", plan.repo);
+            bail!("{} has no safetensors or GGUF files to stream", plan.repo);
         }
-        let groups = group_files(&headers);
+        let groups = match gguf {
+            Some(_) => (0..headers.len()).map(|i| vec![i]).collect(),
+            None => group_files(&headers),
+        };
         // The budget is checked, against every group, before any download.
         let paths: Vec<Vec<&str>> = groups
             .iter()
@@ -161,6 +178,7 @@ impl Source {
             plan,
             headers,
             groups,
+            gguf,
             reading,
             _lock: lock,
         })
@@ -241,10 +259,12 @@ impl Source {
                 human(bytes),
                 i + 1
             ));
-            let model =
-                Model::open_part(&self.plan.dir, files, self.reading).with_context(|| {
-                    format!("cannot open {} of {}", files.join(", "), self.plan.repo)
-                })?;
+            let dir = &self.plan.dir;
+            let model = match &self.gguf {
+                Some(metadata) => Model::open_gguf_part(dir, files, metadata, self.reading),
+                None => Model::open_part(dir, files, self.reading),
+            }
+            .with_context(|| format!("cannot open {} of {}", files.join(", "), self.plan.repo))?;
             let names = analyse(&model)?;
             ledger.append(&Finished {
                 files: groups[i].clone(),
@@ -257,10 +277,17 @@ impl Source {
 
     /// The summary facts of the whole model from the finished groups.
     pub fn facts(&self, finished: &[Finished]) -> Facts {
-        let config = ModelConfig::load(self.dir()).unwrap_or_else(|e| {
-            eprintln!("warning: {e}; the summary will lack the config facts");
-            None
-        });
+        let config = match &self.gguf {
+            Some(metadata) => {
+                let has_output = (self.headers.iter().flat_map(|h| &h.tensors))
+                    .any(|t| t.name == "output.weight");
+                Some(ModelConfig::from_gguf(metadata, has_output))
+            }
+            None => ModelConfig::load(self.dir()).unwrap_or_else(|e| {
+                eprintln!("warning: {e}; the summary will lack the config facts");
+                None
+            }),
+        };
         Facts {
             run: self.run_info(),
             config,

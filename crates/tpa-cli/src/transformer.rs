@@ -22,6 +22,7 @@ Examples:
   tpa-transformer --model_path data/models/llama --out llama.csv --no_gpu        # original flags
   tpa-transformer --model-path data/models/llama --out llama.csv --resume        # after an interruption
   tpa-transformer --model-id Qwen/Qwen3-235B-A22B --max-disk 20G --out qwen3.csv    # streamed from the Hub
+  tpa-transformer --model-id unsloth/Qwen3-30B-A3B-GGUF --gguf Q4_K_M --out q4.csv  # one GGUF model of several
 
 Every matrix (the 2-D view of every tensor; stacked experts one by one) gets all of
 its singular values in float64: Gram-matrix eigenvalues, redone with an SVD when a
@@ -39,8 +40,9 @@ HF_TOKEN as for tpa-download): the revision is resolved to one commit, every sha
 is read with a Range request, then the shard files are downloaded (resumed, sha256-checked)
 into --download-dir/ORG/NAME, analysed and deleted, so that the folder never holds more than
 --max-disk; with room for two files the next one downloads during the analysis. A weight
-whose scales lie in another file waits for both. --resume downloads again only the files
-not yet analysed. The rows are those of a local run on the downloaded folder, with the
+whose scales lie in another file waits for both. A GGUF model streams file by file; --gguf
+NAME picks it in a repository of several quantizations. --resume downloads again only the
+files not yet analysed. The rows are those of a local run on the downloaded folder, with the
 commit in the revision column.
 
 --report DIR also writes the report of tpa-report (charts, alerts, report.html) into DIR,
@@ -54,12 +56,12 @@ is by shard file, so that each machine downloads only its own files:
   sbatch --array=0-7 --wrap 'tpa-transformer --model-path M --out out/m.csv --shard auto'
   tpa-merge out/m.csv";
 
-/// Complete singular-value spectra of every weight matrix of a safetensors model.
+/// Complete singular-value spectra of every weight matrix of a safetensors or GGUF model.
 #[derive(Debug, Parser)]
 #[command(
     name = "tpa-transformer",
     version,
-    about = "Exact, complete singular-value spectra and ranks of every matrix of a safetensors model",
+    about = "Exact, complete singular-value spectra and ranks of every matrix of a safetensors or GGUF model",
     after_help = EXAMPLES
 )]
 pub struct Args {

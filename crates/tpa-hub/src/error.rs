@@ -88,10 +88,30 @@ pub enum HubError {
     UnsafePath(String),
 
     #[error(
-        "{repo} has no safetensors weights (it has: {found}); tpa reads safetensors only. Pass \
-         --include to fetch other files anyway"
+        "{repo} has no safetensors or GGUF weights (it has: {found}); tpa reads those two \
+         formats. Pass --include to fetch other files anyway"
     )]
     NoSafetensors { repo: String, found: String },
+
+    #[error(
+        "{repo} holds several GGUF models: {models}; choose one with --gguf NAME (a part of \
+         its file name that tells it apart, e.g. Q4_K_M)"
+    )]
+    SeveralGguf { repo: String, models: String },
+
+    #[error("no GGUF model of {repo} matches `{wanted}` (it has: {models})")]
+    NoGgufMatch {
+        repo: String,
+        wanted: String,
+        models: String,
+    },
+
+    #[error("{repo}: the split GGUF model {model} lacks {missing} in the repository")]
+    IncompleteGguf {
+        repo: String,
+        model: String,
+        missing: String,
+    },
 
     #[error("no file of {repo} matches the --include/--exclude patterns (it has: {found})")]
     NothingSelected { repo: String, found: String },

@@ -41,7 +41,9 @@ impl HeaderTensor {
 pub struct RemoteHeader {
     /// The file, as the listing gives it.
     pub file: RemoteFile,
-    /// Length of the JSON header in bytes (the data starts 8 bytes later).
+    /// Length of the header after its first 8 bytes: the data section
+    /// starts at byte `8 + header_len` (safetensors: the JSON's length;
+    /// GGUF: the rest of the header and its padding).
     pub header_len: u64,
     /// Tensors in storage order.
     pub tensors: Vec<HeaderTensor>,
@@ -159,33 +161,100 @@ pub fn read_headers(
         .map(|f| &f.file)
         .filter(|f| f.path.ends_with(".safetensors"))
         .collect();
+    let on_retry = |message: &str, delay| progress.retrying(message, delay);
+    let mut headers = for_each_file(&files, workers, |file| {
+        read_header(client, &plan.repo, &plan.commit, file, &on_retry)
+    })?;
+    headers.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+    Ok(headers)
+}
+
+/// `read` on each of `files`, `workers` at a time; the first error stops
+/// the others after their current file. The results come in no set order.
+pub fn for_each_file<T: Send, E: Send>(
+    files: &[&RemoteFile],
+    workers: usize,
+    read: impl Fn(&RemoteFile) -> Result<T, E> + Sync,
+) -> Result<Vec<T>, E> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
-    let on_retry = |message: &str, delay| progress.retrying(message, delay);
     std::thread::scope(|scope| {
         for _ in 0..workers.clamp(1, files.len().max(1)) {
             scope.spawn(|| {
                 while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let header = read_header(client, &plan.repo, &plan.commit, file, &on_retry);
-                    if header.is_err() {
-                        // The others stop after their current file.
+                    let result = read(file);
+                    if result.is_err() {
                         next.store(files.len(), Ordering::Relaxed);
                     }
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push(header);
+                        .push(result);
                 }
             });
         }
     });
-    let mut headers = results
+    results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    headers.sort_by(|a, b| a.file.path.cmp(&b.file.path));
-    Ok(headers)
+        .collect()
+}
+
+/// The first bytes of `file` (of `repo` at `commit`) that `parse` needs, by
+/// Range requests: `first` bytes, then twice as many each time `parse`
+/// answers `Ok(None)` (more needed), up to the whole file; `parse`'s
+/// result, and the requests it took. For headers whose size is not known
+/// before they are read (GGUF).
+pub fn read_prefix<T, E: From<HubError>>(
+    client: &Client,
+    repo: &RepoId,
+    commit: &str,
+    file: &RemoteFile,
+    first: u64,
+    on_retry: &dyn Fn(&str, Duration),
+    mut parse: impl FnMut(&[u8]) -> Result<Option<T>, E>,
+) -> Result<(T, u32), E> {
+    let target = Target {
+        repo,
+        revision: commit,
+        path: Some(&file.path),
+    };
+    let url = format!(
+        "{}/{repo}/resolve/{commit}/{}",
+        client.endpoint(),
+        encode_path(&file.path)
+    );
+    let mut bytes = Vec::new();
+    let mut want = first.max(1);
+    let mut requests = 0;
+    loop {
+        requests += 1;
+        let want_now = want.min(file.size);
+        let have = bytes.len() as u64;
+        if want_now > have {
+            bytes.extend(ranged(
+                client,
+                &url,
+                target,
+                have,
+                want_now - have,
+                on_retry,
+            )?);
+        }
+        if let Some(parsed) = parse(&bytes)? {
+            return Ok((parsed, requests));
+        }
+        if want_now == file.size {
+            return Err(HubError::BadResponse {
+                what: target.describe(),
+                url,
+                reason: "the whole file was read and its header did not end".into(),
+            }
+            .into());
+        }
+        want = want.saturating_mul(2);
+    }
 }
 
 /// `len` bytes from `start`, as a 206 answer of exactly that range: a 200

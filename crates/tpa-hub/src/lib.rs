@@ -19,6 +19,7 @@
 //!     out: "data/models".into(),
 //!     include: Vec::new(),
 //!     exclude: Vec::new(),
+//!     gguf: None,
 //! };
 //! let plan = plan(&client, &request, &Silent)?;
 //! check_disk_space(&plan)?;
@@ -30,6 +31,7 @@
 mod api;
 mod client;
 mod error;
+mod gguf;
 mod header;
 mod manifest;
 mod repo;
@@ -44,7 +46,10 @@ use std::time::Duration;
 pub use api::{list_files, resolve_commit};
 pub use client::{Client, RetryPolicy};
 pub use error::HubError;
-pub use header::{HeaderTensor, RemoteHeader, read_header, read_headers};
+pub use gguf::{GgufModel, choose_gguf, gguf_models};
+pub use header::{
+    HeaderTensor, RemoteHeader, for_each_file, read_header, read_headers, read_prefix,
+};
 pub use manifest::{MANIFEST, Manifest, VerifiedFile};
 pub use repo::{RemoteFile, RepoId};
 pub use size::human;

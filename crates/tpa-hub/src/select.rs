@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use glob::{MatchOptions, Pattern};
 
 use crate::error::HubError;
+use crate::gguf::choose_gguf;
 use crate::repo::{RemoteFile, RepoId};
 use crate::size::human;
 
@@ -79,17 +80,29 @@ fn matches_any(patterns: &[Pattern], path: &str) -> bool {
 }
 
 /// The files of `all` to fetch: those matching `include` (or the default
-/// selection when it is empty) and no `exclude` pattern.
+/// selection when it is empty) and no `exclude` pattern; or, with `gguf`,
+/// the GGUF model whose file name contains it ([`choose_gguf`]) and the
+/// model card. A repository without safetensors weights gets its one GGUF
+/// model by default (several are an error that lists them).
 pub fn select(
     repo: &RepoId,
     all: &[RemoteFile],
     include: &[Pattern],
     exclude: &[Pattern],
+    gguf: Option<&str>,
 ) -> Result<Selection, HubError> {
+    let has = |suffix: &str| all.iter().any(|f| f.path.ends_with(suffix));
     let defaults;
-    let include = if include.is_empty() {
+    let mut chosen = Vec::new();
+    let include = if gguf.is_some() || (include.is_empty() && !has(".safetensors") && has(".gguf"))
+    {
+        // The GGUF file holds the whole model: weights, config, tokenizer.
+        chosen = choose_gguf(repo, all, gguf)?;
+        defaults = patterns(&["README.md"]).unwrap_or_default();
+        &defaults[..]
+    } else if include.is_empty() {
         defaults = patterns(DEFAULT_INCLUDE).unwrap_or_default();
-        if !all.iter().any(|f| f.path.ends_with(".safetensors")) {
+        if !has(".safetensors") {
             return Err(HubError::NoSafetensors {
                 repo: repo.to_string(),
                 found: listing(all),
@@ -106,9 +119,10 @@ pub fn select(
         skipped_copies: Vec::new(),
     };
     for file in all {
-        if matches_any(include, &file.path) && !matches_any(exclude, &file.path) {
+        let wanted = chosen.contains(file) || matches_any(include, &file.path);
+        if wanted && !matches_any(exclude, &file.path) {
             selection.files.push(file.clone());
-        } else if matches_any(&other, &file.path) {
+        } else if matches_any(&other, &file.path) || file.path.ends_with(".safetensors") {
             selection.skipped_weights.push(file.clone());
         }
     }
@@ -174,7 +188,7 @@ mod tests {
         .into_iter()
         .map(file)
         .collect();
-        let s = select(&repo, &all, &[], &[]).unwrap();
+        let s = select(&repo, &all, &[], &[], None).unwrap();
         assert_eq!(
             paths(&s.files),
             [
@@ -196,7 +210,7 @@ mod tests {
         );
 
         let exclude = patterns(&["*.md", "model-00002*"]).unwrap();
-        let s = select(&repo, &all, &[], &exclude).unwrap();
+        let s = select(&repo, &all, &[], &exclude, None).unwrap();
         assert!(!paths(&s.files).contains(&"README.md"));
         assert!(!paths(&s.files).contains(&"model-00002-of-00002.safetensors"));
     }
@@ -214,7 +228,7 @@ mod tests {
         .into_iter()
         .map(file)
         .collect();
-        let mut s = select(&repo, &all, &[], &[]).unwrap();
+        let mut s = select(&repo, &all, &[], &[], None).unwrap();
         let indexed: BTreeSet<String> = [
             "model-00001-of-00002.safetensors",
             "model-00002-of-00002.safetensors",
@@ -238,14 +252,44 @@ mod tests {
     fn without_safetensors_the_default_refuses_and_lists_what_there_is() {
         let repo: RepoId = "o/old".parse().unwrap();
         let all = vec![file("config.json"), file("pytorch_model.bin")];
-        let err = select(&repo, &all, &[], &[]).unwrap_err().to_string();
+        let err = select(&repo, &all, &[], &[], None).unwrap_err().to_string();
         assert!(
-            err.contains("no safetensors") && err.contains("pytorch_model.bin"),
+            err.contains("no safetensors or GGUF") && err.contains("pytorch_model.bin"),
             "{err}"
         );
         // Asked for explicitly, it is fetched.
         let include = patterns(&["*.bin"]).unwrap();
-        let s = select(&repo, &all, &include, &[]).unwrap();
+        let s = select(&repo, &all, &include, &[], None).unwrap();
         assert_eq!(paths(&s.files), ["pytorch_model.bin"]);
+    }
+
+    #[test]
+    fn a_gguf_repository_gets_its_one_model_and_card_or_the_one_named() {
+        let repo: RepoId = "o/m-GGUF".parse().unwrap();
+        let one = vec![
+            file("README.md"),
+            file("config.json"),
+            file("m-Q4_K_M.gguf"),
+        ];
+        let s = select(&repo, &one, &[], &[], None).unwrap();
+        assert_eq!(paths(&s.files), ["README.md", "m-Q4_K_M.gguf"]);
+
+        let both = vec![
+            file("README.md"),
+            file("model.safetensors"),
+            file("m-Q4_K_M.gguf"),
+            file("m-Q8_0.gguf"),
+        ];
+        // With safetensors there, they are the default and GGUF is left out.
+        let s = select(&repo, &both, &[], &[], None).unwrap();
+        assert_eq!(paths(&s.files), ["README.md", "model.safetensors"]);
+        assert_eq!(paths(&s.skipped_weights), ["m-Q4_K_M.gguf", "m-Q8_0.gguf"]);
+        // --gguf takes the one named instead, and lists the rest as skipped.
+        let s = select(&repo, &both, &[], &[], Some("Q8_0")).unwrap();
+        assert_eq!(paths(&s.files), ["README.md", "m-Q8_0.gguf"]);
+        assert_eq!(
+            paths(&s.skipped_weights),
+            ["model.safetensors", "m-Q4_K_M.gguf"]
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct Request {
     /// Globs of files to fetch; empty means [`crate::select::DEFAULT_INCLUDE`].
     pub include: Vec<Pattern>,
     pub exclude: Vec<Pattern>,
+    /// The GGUF model to fetch instead (a part of its file name, e.g.
+    /// `Q4_K_M`); see [`crate::select::select`].
+    pub gguf: Option<String>,
 }
 
 /// How much of a file is already here.
@@ -95,7 +98,13 @@ pub fn plan(client: &Client, request: &Request, progress: &dyn Progress) -> Resu
     let on_retry = |message: &str, delay| progress.retrying(message, delay);
     let commit = resolve_commit(client, &request.repo, &request.revision, &on_retry)?;
     let all = list_files(client, &request.repo, &commit, &on_retry)?;
-    let mut selection = select(&request.repo, &all, &request.include, &request.exclude)?;
+    let mut selection = select(
+        &request.repo,
+        &all,
+        &request.include,
+        &request.exclude,
+        request.gguf.as_deref(),
+    )?;
     // Every name is checked before the first byte is written.
     for file in &selection.files {
         safe_local_path(&file.path)?;

@@ -109,7 +109,7 @@ pub fn group_bytes(plan: &Plan, paths: &[&str]) -> u64 {
 /// Whether a file of the plan is a weight file, fetched only as part of a
 /// group; the others (configs, index, tokenizer) are fetched first and kept.
 fn is_weights(path: &str) -> bool {
-    path.ends_with(".safetensors")
+    path.ends_with(".safetensors") || path.ends_with(".gguf")
 }
 
 /// Bytes that stay in the folder all along: the files that are not

@@ -95,6 +95,21 @@ impl Model {
         model.read_as(reading)
     }
 
+    /// [`Model::open_part`] for a GGUF model: only its files `files` (in
+    /// `dir`), with the model's `metadata` from its first file's header
+    /// ([`gguf::GgufHeader`]), which need not be among them.
+    pub fn open_gguf_part(
+        dir: &Path,
+        files: &[&str],
+        metadata: &GgufMetadata,
+        reading: Reading,
+    ) -> Result<Model> {
+        let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+        let opened = gguf::open_part(&paths, metadata)?;
+        let first = paths.first().map_or(dir, PathBuf::as_path);
+        Model::with_gguf(first, dir, opened).read_as(reading)
+    }
+
     fn read_as(mut self, reading: Reading) -> Result<Model> {
         self.reading = reading;
         if let Some((_, quantized)) = &self.gguf {
@@ -173,14 +188,18 @@ impl Model {
 
     fn open_gguf(path: &Path) -> Result<Model> {
         let opened = gguf::open(path)?;
-        let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-        let mut model = Model::new(path, &dir, None, opened.shards, opened.entries, Vec::new());
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Model::with_gguf(path, dir, opened))
+    }
+
+    fn with_gguf(path: &Path, dir: &Path, opened: gguf::Opened) -> Model {
+        let mut model = Model::new(path, dir, None, opened.shards, opened.entries, Vec::new());
         model.hf_names = opened.metadata.architecture().and_then(|arch| {
             let experts = opened.metadata.arch_int("expert_count").unwrap_or(0);
             gguf::names::HfNames::of(arch, u64::try_from(experts).unwrap_or(0))
         });
         model.gguf = Some((opened.metadata, opened.quantized));
-        Ok(model)
+        model
     }
 
     fn open_files(path: &Path, dir: &Path, files: &[PathBuf]) -> Result<Model> {
@@ -571,7 +590,7 @@ pub fn models_below(dir: &Path) -> Vec<PathBuf> {
         read_dir_sorted(d).is_ok_and(|ps| {
             ps.iter().any(|p| {
                 let name = file_name(p);
-                name.ends_with(".safetensors") && !name.starts_with("._")
+                (name.ends_with(".safetensors") || gguf::is_gguf(p)) && !name.starts_with("._")
             })
         })
     };

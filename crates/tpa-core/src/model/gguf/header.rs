@@ -73,23 +73,54 @@ pub(super) fn lookup<'a>(metadata: &'a [(String, Value)], key: &str) -> Option<&
 }
 
 /// Reads little-endian fields, failing with the byte offset and what was
-/// being read.
+/// being read. `bytes` may be the first part of a file of `file_len`
+/// bytes (a header read from the Hub): a read past `bytes` but within the
+/// file sets `short` instead of calling the file truncated.
 struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
+    file_len: u64,
+    short: bool,
 }
 
 type Parse<T> = Result<T, String>;
 
+/// Why a header did not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Failure {
+    /// The bytes given end before the header does; more are needed.
+    Short,
+    /// The header is invalid (the reason).
+    Bad(String),
+}
+
 impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8], at: usize, file_len: u64) -> Cursor<'a> {
+        Cursor {
+            bytes,
+            at,
+            file_len,
+            short: false,
+        }
+    }
+
+    /// Bytes of the file after the cursor.
+    fn left(&self) -> u64 {
+        self.file_len.saturating_sub(self.at as u64)
+    }
+
     fn take(&mut self, n: u64, what: &str) -> Parse<&'a [u8]> {
-        let left = (self.bytes.len() - self.at) as u64;
+        let left = self.left();
         if n > left {
             return Err(format!(
                 "{what} at byte {} needs {n} bytes, but the file has {left} left: \
                  it is truncated or damaged",
                 self.at
             ));
+        }
+        if n > (self.bytes.len() - self.at) as u64 {
+            self.short = true;
+            return Err(format!("{what} lies past the bytes read"));
         }
         let slice = &self.bytes[self.at..self.at + n as usize];
         self.at += n as usize;
@@ -116,7 +147,7 @@ impl<'a> Cursor<'a> {
     fn count(&mut self, min_bytes: u64, what: &str) -> Parse<u64> {
         let at = self.at;
         let n = self.u64(what)?;
-        let left = (self.bytes.len() - self.at) as u64;
+        let left = self.left();
         if n.saturating_mul(min_bytes) > left {
             return Err(format!(
                 "{what} at byte {at} is {n}, more than the {left} bytes left could hold: \
@@ -207,7 +238,26 @@ fn bad_type(kind: u32, what: &str) -> String {
 /// Parses and checks the header of a whole GGUF file `bytes`. Tensor types
 /// and extents are checked by the caller, which knows the types.
 pub(super) fn parse(bytes: &[u8]) -> Parse<Header> {
-    let mut cur = Cursor { bytes, at: 0 };
+    parse_prefix(bytes, bytes.len() as u64).map_err(|failure| match failure {
+        Failure::Bad(reason) => reason,
+        Failure::Short => "it is truncated".into(),
+    })
+}
+
+/// [`parse`] on the first `bytes` of a file of `file_len` bytes:
+/// [`Failure::Short`] when the header goes on past them.
+pub(super) fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Header, Failure> {
+    let mut cur = Cursor::new(bytes, 0, file_len);
+    parse_with(&mut cur).map_err(|reason| {
+        if cur.short {
+            Failure::Short
+        } else {
+            Failure::Bad(reason)
+        }
+    })
+}
+
+fn parse_with(cur: &mut Cursor<'_>) -> Parse<Header> {
     let magic = cur.array::<4>("the magic")?;
     if &magic != MAGIC {
         return Err(format!(
@@ -285,18 +335,18 @@ pub(super) fn parse(bytes: &[u8]) -> Parse<Header> {
     }
     let end = cur.at as u64;
     let data_start = end.div_ceil(alignment) * alignment;
-    if data_start > bytes.len() as u64 && n_tensors > 0 {
+    if data_start > cur.file_len && n_tensors > 0 {
         return Err(format!(
             "the data section would start at byte {data_start}, past the end of the \
              file ({} bytes): it is truncated",
-            bytes.len()
+            cur.file_len
         ));
     }
     Ok(Header {
         version,
         metadata,
         tensors,
-        data_start: data_start.min(bytes.len() as u64) as usize,
+        data_start: data_start.min(cur.file_len) as usize,
     })
 }
 
@@ -312,10 +362,7 @@ pub(crate) fn strings(bytes: &[u8], value: &Value) -> Option<Vec<String>> {
     else {
         return None;
     };
-    let mut cur = Cursor {
-        bytes: &bytes[..range.end],
-        at: range.start,
-    };
+    let mut cur = Cursor::new(&bytes[..range.end], range.start, range.end as u64);
     let mut out = Vec::with_capacity(*count as usize);
     for _ in 0..*count {
         let len = cur.u64("a string").ok()?;

@@ -11,6 +11,7 @@ mod header;
 pub mod names;
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -80,6 +81,13 @@ fn split_name(path: &Path) -> Option<(String, u32, u32)> {
         .then(|| Some((prefix.to_owned(), number.parse().ok()?, count.parse().ok()?)))?
 }
 
+/// The place of the file `path` in its split set, by its name, and the
+/// set's size: `(0, 1)` for a file that is not split.
+fn place_of(path: &Path) -> (usize, usize) {
+    let (_, number, count) = split_name(path).unwrap_or_default();
+    (number.max(1) as usize - 1, count.max(1) as usize)
+}
+
 /// The files of the model `path` belongs to: itself, or every file of its
 /// split set in order (missing ones are an error naming them).
 pub(crate) fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
@@ -118,47 +126,196 @@ pub(crate) fn models_in(paths: &[PathBuf]) -> Vec<PathBuf> {
 /// Opens the GGUF model `path` (any file of a split set opens the whole set).
 pub(crate) fn open(path: &Path) -> Result<Opened> {
     let files = files_of(path)?;
+    let count = files.len();
+    let placed: Vec<(&Path, usize, usize)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_path(), i, count))
+        .collect();
+    let opened = open_placed(&placed, None)?;
+    check_total(
+        &files[0],
+        &opened.metadata,
+        opened.entries.len(),
+        opened.shards.len(),
+    )?;
+    Ok(opened)
+}
+
+/// Opens some files of a GGUF model (those of a model streamed from the
+/// Hub that are on disk now) with `metadata`, the model's metadata read
+/// from its first file's header ([`GgufHeader`]). Each file must be the
+/// split its name says it is.
+pub(crate) fn open_part(files: &[PathBuf], metadata: &GgufMetadata) -> Result<Opened> {
+    let placed: Vec<(&Path, usize, usize)> = files
+        .iter()
+        .map(|f| {
+            let (place, count) = place_of(f);
+            (f.as_path(), place, count)
+        })
+        .collect();
+    open_placed(&placed, Some(metadata))
+}
+
+/// Opens `files`, each with its place in its split set and the set's
+/// size; the metadata is `metadata`, or the first split's own.
+fn open_placed(files: &[(&Path, usize, usize)], metadata: Option<&GgufMetadata>) -> Result<Opened> {
     let mut opened = Opened {
         shards: Vec::new(),
         entries: Vec::new(),
         quantized: Vec::new(),
-        metadata: GgufMetadata {
+        metadata: metadata.cloned().unwrap_or(GgufMetadata {
             version: 0,
             entries: Vec::new(),
             tokens: None,
-        },
+        }),
     };
     let mut seen = std::collections::HashMap::new();
-    for (i, file) in files.iter().enumerate() {
+    for (i, &(file, place, count)) in files.iter().enumerate() {
         let (shard, header) = map(file)?;
-        check_split(file, &header, i, files.len())?;
+        check_split(file, &header, place, count)?;
         let first = opened.entries.len();
         for info in &header.tensors {
             if let Some(first) = seen.insert(info.name.clone(), i) {
                 return Err(Error::DuplicateTensor {
                     tensor: info.name.clone(),
-                    first: files[first].clone(),
-                    second: file.clone(),
+                    first: files[first].0.to_owned(),
+                    second: file.to_owned(),
                 });
             }
             let (entry, quant) = entry(&shard, &header, info, i)?;
             opened.entries.push(entry);
             opened.quantized.extend(quant);
         }
-        check_overlaps(file, &mut opened.entries[first..].iter().collect())?;
-        if i == 0 {
-            let tokens = header::lookup(&header.metadata, "tokenizer.ggml.tokens")
-                .and_then(|v| header::strings(shard.file_bytes(), v));
-            opened.metadata = GgufMetadata {
-                version: header.version,
-                entries: header.metadata,
-                tokens,
-            };
+        check_overlaps(
+            file,
+            opened.entries[first..]
+                .iter()
+                .map(|e| (e.name.as_str(), e.range.start as u64..e.range.end as u64)),
+        )?;
+        if place == 0 && metadata.is_none() {
+            opened.metadata = metadata_of(&header, shard.file_bytes());
         }
         opened.shards.push(shard);
     }
-    check_total(&files[0], &opened)?;
     Ok(opened)
+}
+
+/// The metadata of a parsed header; `bytes` are the file's (at least up to
+/// the end of the header), for the token strings.
+fn metadata_of(header: &header::Header, bytes: &[u8]) -> GgufMetadata {
+    let tokens = header::lookup(&header.metadata, "tokenizer.ggml.tokens")
+        .and_then(|v| header::strings(bytes, v));
+    GgufMetadata {
+        version: header.version,
+        entries: header.metadata.clone(),
+        tokens,
+    }
+}
+
+/// One tensor of a [`GgufHeader`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufTensorInfo {
+    pub name: String,
+    /// The ggml type's name (`q4_k`, `f16`...).
+    pub type_name: &'static str,
+    /// The PyTorch shape (`ne` reversed).
+    pub shape: Vec<usize>,
+    /// Byte range within the data section.
+    pub data_offsets: (u64, u64),
+}
+
+/// A GGUF file's header on its own, read before (or without) the file's
+/// data, e.g. from the Hub with Range requests: the tensors the file holds
+/// and, for a single file or the first of a split set, the model's
+/// metadata. Checked as [`crate::model::Model::open`] checks the file.
+#[derive(Debug, Clone)]
+pub struct GgufHeader {
+    pub metadata: GgufMetadata,
+    pub tensors: Vec<GgufTensorInfo>,
+    /// Where the data section starts in the file.
+    pub data_start: u64,
+}
+
+impl GgufHeader {
+    /// Parses the header of the file `path` (`file_len` bytes) from its
+    /// first `bytes`: `Ok(None)` when the header goes on past them (read
+    /// more and call again).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use tpa_core::model::gguf::GgufHeader;
+    /// // The magic, version 3, no tensors and no metadata: a whole header.
+    /// let mut file = b"GGUF".to_vec();
+    /// file.extend(3u32.to_le_bytes());
+    /// file.extend([0u8; 16]);
+    /// let len = file.len() as u64;
+    /// assert!(GgufHeader::from_prefix(Path::new("m.gguf"), &file[..10], len).unwrap().is_none());
+    /// let header = GgufHeader::from_prefix(Path::new("m.gguf"), &file, len).unwrap().unwrap();
+    /// assert_eq!(header.metadata.version, 3);
+    /// assert!(GgufHeader::from_prefix(Path::new("m.gguf"), b"GGML", 99).is_err());
+    /// ```
+    pub fn from_prefix(path: &Path, bytes: &[u8], file_len: u64) -> Result<Option<GgufHeader>> {
+        let header = match header::parse_prefix(bytes, file_len) {
+            Ok(header) => header,
+            Err(header::Failure::Short) => return Ok(None),
+            Err(header::Failure::Bad(reason)) => {
+                return Err(Error::InvalidGguf {
+                    path: path.to_owned(),
+                    reason,
+                });
+            }
+        };
+        let data_len = file_len - header.data_start as u64;
+        let tensors = header
+            .tensors
+            .iter()
+            .map(|info| {
+                let (kind, shape, nbytes) = layout(path, &header, info, data_len)?;
+                Ok(GgufTensorInfo {
+                    name: info.name.clone(),
+                    type_name: kind.name(),
+                    shape,
+                    data_offsets: (info.offset, info.offset + nbytes as u64),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (place, count) = place_of(path);
+        check_split(path, &header, place, count)?;
+        check_overlaps(
+            path,
+            tensors
+                .iter()
+                .map(|t| (t.name.as_str(), t.data_offsets.0..t.data_offsets.1)),
+        )?;
+        Ok(Some(GgufHeader {
+            metadata: metadata_of(&header, bytes),
+            tensors,
+            data_start: header.data_start as u64,
+        }))
+    }
+
+    /// Checks the headers of a whole model, its files in order (`path`,
+    /// header): no tensor in two files, and as many tensors as the first
+    /// file's `split.tensors.count` says.
+    pub fn check_set(files: &[(&Path, &GgufHeader)]) -> Result<()> {
+        let mut seen = std::collections::HashMap::new();
+        for &(path, header) in files {
+            for t in &header.tensors {
+                if let Some(first) = seen.insert(t.name.as_str(), path) {
+                    return Err(Error::DuplicateTensor {
+                        tensor: t.name.clone(),
+                        first: first.to_owned(),
+                        second: path.to_owned(),
+                    });
+                }
+            }
+        }
+        match files.first() {
+            Some((first, header)) => check_total(first, &header.metadata, seen.len(), files.len()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Maps one file and parses its header.
@@ -195,22 +352,22 @@ fn check_split(path: &Path, header: &header::Header, index: usize, count: usize)
     }
 }
 
-/// No two tensors of a file may share bytes.
-fn check_overlaps(path: &Path, entries: &mut Vec<&TensorEntry>) -> Result<()> {
-    entries.retain(|e| !e.range.is_empty());
-    entries.sort_by_key(|e| e.range.start);
-    for pair in entries.windows(2) {
-        if pair[1].range.start < pair[0].range.end {
+/// No two tensors of a file may share bytes (`tensors`: name and byte range).
+fn check_overlaps<'a>(
+    path: &Path,
+    tensors: impl Iterator<Item = (&'a str, Range<u64>)>,
+) -> Result<()> {
+    let mut tensors: Vec<_> = tensors.filter(|(_, range)| !range.is_empty()).collect();
+    tensors.sort_by_key(|(_, range)| range.start);
+    for pair in tensors.windows(2) {
+        let ((before, a), (name, b)) = (&pair[0], &pair[1]);
+        if b.start < a.end {
             return Err(Error::InvalidTensor {
                 path: path.to_owned(),
-                tensor: pair[1].name.clone(),
+                tensor: (*name).to_owned(),
                 reason: format!(
-                    "its bytes {}..{} of the data section overlap tensor {} ({}..{})",
-                    pair[1].range.start,
-                    pair[1].range.end,
-                    pair[0].name,
-                    pair[0].range.start,
-                    pair[0].range.end
+                    "its bytes {}..{} of the data section overlap tensor {before} ({}..{})",
+                    b.start, b.end, a.start, a.end
                 ),
             });
         }
@@ -218,22 +375,18 @@ fn check_overlaps(path: &Path, entries: &mut Vec<&TensorEntry>) -> Result<()> {
     Ok(())
 }
 
-/// The first file of a split set gives the total tensor count.
-fn check_total(first: &Path, opened: &Opened) -> Result<()> {
-    let Some(total) = opened
-        .metadata
-        .get("split.tensors.count")
-        .and_then(Value::as_int)
-    else {
+/// The first file of a split set gives the total tensor count; the `files`
+/// of the model hold `tensors`.
+fn check_total(first: &Path, metadata: &GgufMetadata, tensors: usize, files: usize) -> Result<()> {
+    let Some(total) = metadata.get("split.tensors.count").and_then(Value::as_int) else {
         return Ok(());
     };
-    if total != opened.entries.len() as i128 {
+    if total != tensors as i128 {
         return Err(Error::InvalidGguf {
             path: first.to_owned(),
             reason: format!(
-                "split.tensors.count says {total} tensors, but the {} files hold {}",
-                opened.shards.len().max(1),
-                opened.entries.len()
+                "split.tensors.count says {total} tensors, but the {} files hold {tensors}",
+                files.max(1),
             ),
         });
     }
@@ -248,42 +401,8 @@ fn entry(
     info: &header::TensorInfo,
     shard_index: usize,
 ) -> Result<(TensorEntry, Option<Quantized>)> {
-    let invalid = |reason: String| Error::InvalidTensor {
-        path: shard.path().to_owned(),
-        tensor: info.name.clone(),
-        reason,
-    };
-    let kind = GgmlType::from_id(info.ggml_type).map_err(invalid)?;
-    let shape: Vec<usize> = info
-        .ne
-        .iter()
-        .rev()
-        .map(|&n| usize::try_from(n).map_err(|_| invalid(format!("dimension {n} is absurd"))))
-        .collect::<Result<_>>()?;
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .ok_or_else(|| invalid(format!("shape {shape:?} overflows")))?;
+    let (kind, shape, nbytes) = layout(shard.path(), header, info, shard.data().len() as u64)?;
     let block = kind.block_elements();
-    let row = shape.last().copied().unwrap_or(1);
-    if row % block != 0 {
-        return Err(invalid(format!(
-            "rows of {row} elements do not fill whole {} blocks of {block}",
-            kind.name()
-        )));
-    }
-    let nbytes = (numel / block)
-        .checked_mul(kind.block_bytes())
-        .ok_or_else(|| invalid("its byte size overflows".into()))?;
-    let data_len = shard.data().len() as u64;
-    let end = info.offset.checked_add(nbytes as u64);
-    if end.is_none_or(|end| end > data_len) {
-        return Err(invalid(format!(
-            "its {nbytes} bytes at offset {} lie outside the data section (which starts at \
-             byte {} and holds {data_len} bytes): the file is truncated or the offset is wrong",
-            info.offset, header.data_start
-        )));
-    }
     let range = info.offset as usize..info.offset as usize + nbytes;
     Ok(match kind.storage() {
         Storage::Elements(dtype) => (
@@ -316,4 +435,50 @@ fn entry(
             (stored, quant)
         }
     })
+}
+
+/// The type, PyTorch shape and byte size of one tensor info, checked
+/// against a data section of `data_len` bytes.
+fn layout(
+    path: &Path,
+    header: &header::Header,
+    info: &header::TensorInfo,
+    data_len: u64,
+) -> Result<(GgmlType, Vec<usize>, usize)> {
+    let invalid = |reason: String| Error::InvalidTensor {
+        path: path.to_owned(),
+        tensor: info.name.clone(),
+        reason,
+    };
+    let kind = GgmlType::from_id(info.ggml_type).map_err(invalid)?;
+    let shape: Vec<usize> = info
+        .ne
+        .iter()
+        .rev()
+        .map(|&n| usize::try_from(n).map_err(|_| invalid(format!("dimension {n} is absurd"))))
+        .collect::<Result<_>>()?;
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| invalid(format!("shape {shape:?} overflows")))?;
+    let block = kind.block_elements();
+    let row = shape.last().copied().unwrap_or(1);
+    if row % block != 0 {
+        return Err(invalid(format!(
+            "rows of {row} elements do not fill whole {} blocks of {block}",
+            kind.name()
+        )));
+    }
+    let nbytes = (numel / block)
+        .checked_mul(kind.block_bytes())
+        .ok_or_else(|| invalid("its byte size overflows".into()))?;
+    let end = info.offset.checked_add(nbytes as u64);
+    if end.is_none_or(|end| end > data_len) {
+        return Err(invalid(format!(
+            "its {nbytes} bytes at offset {} lie outside the data section (which starts at \
+             byte {} and holds {data_len} bytes): the file is truncated or the offset is wrong",
+            info.offset, header.data_start
+        )));
+    }
+    Ok((kind, shape, nbytes))
 }
