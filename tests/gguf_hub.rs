@@ -76,6 +76,16 @@ impl Setup {
             .unwrap()
     }
 
+    /// `tpa-download --list-tensors` of `repo` into `list`, which succeeds.
+    fn list_tensors(&self, repo: &str, list: &Path, extra: &[&str]) -> Output {
+        let mut args = vec!["--model-id", repo, "--list-tensors"];
+        args.extend(["--out", list.to_str().unwrap(), "--units-per-second", "1e9"]);
+        args.extend(extra);
+        let output = self.download(&args);
+        assert_success(&output);
+        output
+    }
+
     /// `bin` streaming REPO into `downloads` (relative to `cwd`).
     fn stream(&self, bin: &str, out: &Path, cwd: &Path, extra: &[&str]) -> Output {
         let mut args = vec!["--model-id", REPO, "--out", out.to_str().unwrap()];
@@ -187,18 +197,7 @@ fn tpa_download_takes_the_gguf_model_named_and_lists_its_tensors() {
     // dequantized shapes with their ggml types.
     s.hub.clear_log();
     let list = s.path("list.csv");
-    let output = s.download(&[
-        "--model-id",
-        REPO,
-        "--gguf",
-        "tiny-moe",
-        "--list-tensors",
-        "--out",
-        list.to_str().unwrap(),
-        "--units-per-second",
-        "1e9",
-    ]);
-    assert_success(&output);
+    let output = s.list_tensors(REPO, &list, &["--gguf", "tiny-moe"]);
     assert!(
         stderr(&output).contains("3 GGUF files") && stderr(&output).contains("14 tensors"),
         "{}",
@@ -346,16 +345,7 @@ fn a_gguf_header_longer_than_the_first_read_is_read_in_more_requests() {
         vec![MockFile::lfs("m.gguf", bytes)],
     ));
     let list = s.path("list.csv");
-    let output = s.download(&[
-        "--model-id",
-        "org/big-vocab",
-        "--list-tensors",
-        "--out",
-        list.to_str().unwrap(),
-        "--units-per-second",
-        "1e9",
-    ]);
-    assert_success(&output);
+    let output = s.list_tensors("org/big-vocab", &list, &[]);
     assert!(
         stderr(&output).contains("1 GGUF files") && stderr(&output).contains("2 header requests"),
         "{}",

@@ -70,16 +70,7 @@ pub fn read_header(
     file: &RemoteFile,
     on_retry: &dyn Fn(&str, Duration),
 ) -> Result<RemoteHeader, HubError> {
-    let target = Target {
-        repo,
-        revision: commit,
-        path: Some(&file.path),
-    };
-    let url = format!(
-        "{}/{repo}/resolve/{commit}/{}",
-        client.endpoint(),
-        encode_path(&file.path)
-    );
+    let (target, url) = resolve(client, repo, commit, file);
     let bad = |reason: String| HubError::BadResponse {
         what: target.describe(),
         url: url.clone(),
@@ -215,16 +206,7 @@ pub fn read_prefix<T, E: From<HubError>>(
     on_retry: &dyn Fn(&str, Duration),
     mut parse: impl FnMut(&[u8]) -> Result<Option<T>, E>,
 ) -> Result<(T, u32), E> {
-    let target = Target {
-        repo,
-        revision: commit,
-        path: Some(&file.path),
-    };
-    let url = format!(
-        "{}/{repo}/resolve/{commit}/{}",
-        client.endpoint(),
-        encode_path(&file.path)
-    );
+    let (target, url) = resolve(client, repo, commit, file);
     let mut bytes = Vec::new();
     let mut want = first.max(1);
     let mut requests = 0;
@@ -255,6 +237,26 @@ pub fn read_prefix<T, E: From<HubError>>(
         }
         want = want.saturating_mul(2);
     }
+}
+
+/// The target and URL of `file` of `repo` at `commit`.
+fn resolve<'a>(
+    client: &Client,
+    repo: &'a RepoId,
+    commit: &'a str,
+    file: &'a RemoteFile,
+) -> (Target<'a>, String) {
+    let target = Target {
+        repo,
+        revision: commit,
+        path: Some(&file.path),
+    };
+    let url = format!(
+        "{}/{repo}/resolve/{commit}/{}",
+        client.endpoint(),
+        encode_path(&file.path)
+    );
+    (target, url)
 }
 
 /// `len` bytes from `start`, as a 206 answer of exactly that range: a 200
