@@ -9,21 +9,36 @@
 # Prints wall times, the download folder's peak size (sampled every 50 ms), and
 # whether the rows are the same. Needs `pip install huggingface_hub`.
 #
-#   scripts/bench-stream.sh [RATE_MB_PER_S]     # default 40 MB/s
+# With a GGUF file as the second argument, the model is that file re-split
+# into a set of 4 (scripts/split_gguf.py, bytes unchanged; needs `pip install
+# gguf numpy`), streamed file by file under a budget of 1.25 × its largest file.
+#
+#   scripts/bench-stream.sh [RATE_MB_PER_S] [GGUF_FILE]    # default 40 MB/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate_mb=${1:-40}
+gguf=${2:-}
 cargo build --release -q -p tpa-cli -p tpa-testkit
 work=$(mktemp -d)
 trap 'kill "$hub_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-model=data/models/bench-stream-llama
-[ -d "$model" ] || ./target/release/tpa-fixture --arch llama --dtype bf16 --vocab 32000 --hidden 1024 \
-    --intermediate 2816 --layers 8 --shards 8 --out "$model" >/dev/null
-echo '{"model_type": "llama"}' > "$model/config.json"
+if [ -n "$gguf" ]; then
+    model=data/models/bench-stream-gguf
+    name=$(basename "$gguf" .gguf)
+    [ -f "$model/$name-00004-of-00004.gguf" ] || python3 scripts/split_gguf.py "$gguf" "$model/$name" 4
+    weights='*.gguf'
+    shards=4
+else
+    model=data/models/bench-stream-llama
+    [ -d "$model" ] || ./target/release/tpa-fixture --arch llama --dtype bf16 --vocab 32000 --hidden 1024 \
+        --intermediate 2816 --layers 8 --shards 8 --out "$model" >/dev/null
+    echo '{"model_type": "llama"}' > "$model/config.json"
+    weights='*.safetensors'
+    shards=8
+fi
 size=$(du -sb "$model" | cut -f1)
-largest=$(find "$model" -name '*.safetensors' -printf '%s\n' | sort -n | tail -1)
-budget=$((largest * 5 / 2 + 65536))
+largest=$(find "$model" -name "$weights" -printf '%s\n' | sort -n | tail -1)
+if [ -n "$gguf" ]; then budget=$((largest * 5 / 4 + 65536)); else budget=$((largest * 5 / 2 + 65536)); fi
 
 ./target/release/tpa-mock-hub --rate $((rate_mb * 1000000)) --repo bench/stream "$model" > "$work/endpoint" &
 hub_pid=$!
@@ -74,7 +89,7 @@ print("identical" if rows[0] == rows[1] else f"DIFFERENT ({len(rows[0])} vs {len
 PY
 )
 mb() { awk -v s="$1" 'BEGIN{printf "%.0f", s/1e6}'; }
-echo "Model: $(mb "$size") MB in 8 shards (largest $(mb "$largest") MB); mock Hub at ${rate_mb} MB/s; streaming budget $(mb "$budget") MB"
+echo "Model: $(mb "$size") MB in $shards files (largest $(mb "$largest") MB); mock Hub at ${rate_mb} MB/s; streaming budget $(mb "$budget") MB"
 echo
 echo "| way | download s | total wall s | peak disk MB | rows |"
 echo "|---|---|---|---|---|"

@@ -10,8 +10,12 @@ use tpa_core::model::gguf::GgufHeader;
 use tpa_hub::{Client, HeaderTensor, Plan, Progress, RemoteFile, RemoteHeader};
 
 /// The first read of a GGUF header. A large vocabulary's metadata (tokens,
-/// scores, merges) runs to several MB; smaller headers cost one request.
+/// scores, merges) runs to several MB (Gemma 3's 262144 tokens: 6.2 MiB);
+/// smaller headers cost one request.
 const GGUF_FIRST_READ: u64 = 4 << 20;
+/// The most of a GGUF header read into memory: real ones are tens of MB at
+/// most, so a header that claims more (a lying string length) is damaged.
+const GGUF_MAX_HEADER: u64 = 256 << 20;
 
 /// The headers of a planned model's weight files.
 pub struct RemoteModel {
@@ -51,7 +55,7 @@ pub fn read(
             &plan.repo,
             &plan.commit,
             file,
-            GGUF_FIRST_READ,
+            GGUF_FIRST_READ..=GGUF_MAX_HEADER,
             &on_retry,
             |bytes| GgufHeader::from_prefix(path, bytes, file.size).map_err(anyhow::Error::from),
         )

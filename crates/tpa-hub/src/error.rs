@@ -91,7 +91,7 @@ pub enum HubError {
         "{repo} has no safetensors or GGUF weights (it has: {found}); tpa reads those two \
          formats. Pass --include to fetch other files anyway"
     )]
-    NoSafetensors { repo: String, found: String },
+    NoWeights { repo: String, found: String },
 
     #[error(
         "{repo} holds several GGUF models: {models}; choose one with --gguf NAME (a part of \

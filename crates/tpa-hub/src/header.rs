@@ -2,6 +2,7 @@
 //! Range request, or two when the header is larger than the first read.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use crate::client::{Bytes, Client, Failure, Target, header};
 use crate::error::HubError;
 use crate::repo::{RemoteFile, RepoId, encode_path};
+use crate::size::human;
 use crate::{Plan, Progress};
 
 /// The first read: huggingface_hub's size, which holds 97% of real headers.
@@ -193,26 +195,28 @@ pub fn for_each_file<T: Send, E: Send>(
 }
 
 /// The first bytes of `file` (of `repo` at `commit`) that `parse` needs, by
-/// Range requests: `first` bytes, then twice as many each time `parse`
-/// answers `Ok(None)` (more needed), up to the whole file; `parse`'s
-/// result, and the requests it took. For headers whose size is not known
-/// before they are read (GGUF).
+/// Range requests: `reads.start()` bytes, then twice as many each time
+/// `parse` answers `Ok(None)` (more needed), up to the whole file or
+/// `reads.end()` bytes (past which it is an error: a header that claims
+/// more is damaged);
+/// `parse`'s result, and the requests it took. For headers whose size is
+/// not known before they are read (GGUF).
 pub fn read_prefix<T, E: From<HubError>>(
     client: &Client,
     repo: &RepoId,
     commit: &str,
     file: &RemoteFile,
-    first: u64,
+    reads: RangeInclusive<u64>,
     on_retry: &dyn Fn(&str, Duration),
     mut parse: impl FnMut(&[u8]) -> Result<Option<T>, E>,
 ) -> Result<(T, u32), E> {
     let (target, url) = resolve(client, repo, commit, file);
     let mut bytes = Vec::new();
-    let mut want = first.max(1);
+    let (mut want, max) = ((*reads.start()).max(1), *reads.end());
     let mut requests = 0;
     loop {
         requests += 1;
-        let want_now = want.min(file.size);
+        let want_now = want.min(file.size).min(max);
         let have = bytes.len() as u64;
         if want_now > have {
             bytes.extend(ranged(
@@ -227,11 +231,19 @@ pub fn read_prefix<T, E: From<HubError>>(
         if let Some(parsed) = parse(&bytes)? {
             return Ok((parsed, requests));
         }
-        if want_now == file.size {
+        if want_now == file.size || want_now == max {
+            let reason = if want_now == file.size {
+                "the whole file was read and its header did not end".into()
+            } else {
+                format!(
+                    "its header goes on past {} (the most read): it is damaged",
+                    human(max)
+                )
+            };
             return Err(HubError::BadResponse {
                 what: target.describe(),
                 url,
-                reason: "the whole file was read and its header did not end".into(),
+                reason,
             }
             .into());
         }

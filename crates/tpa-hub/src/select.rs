@@ -103,7 +103,7 @@ pub fn select(
     } else if include.is_empty() {
         defaults = patterns(DEFAULT_INCLUDE).unwrap_or_default();
         if !has(".safetensors") {
-            return Err(HubError::NoSafetensors {
+            return Err(HubError::NoWeights {
                 repo: repo.to_string(),
                 found: listing(all),
             });
@@ -122,7 +122,9 @@ pub fn select(
         let wanted = chosen.contains(file) || matches_any(include, &file.path);
         if wanted && !matches_any(exclude, &file.path) {
             selection.files.push(file.clone());
-        } else if matches_any(&other, &file.path) || file.path.ends_with(".safetensors") {
+        } else if matches_any(&other, &file.path)
+            || (!chosen.is_empty() && file.path.ends_with(".safetensors"))
+        {
             selection.skipped_weights.push(file.clone());
         }
     }

@@ -104,6 +104,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Of `n` items of at least `min_bytes` each, how many the bytes in
+    /// memory after the cursor could hold: a safe reservation.
+    fn room(&self, n: u64, min_bytes: usize) -> usize {
+        (n as usize).min((self.bytes.len() - self.at) / min_bytes)
+    }
+
     /// Bytes of the file after the cursor.
     fn left(&self) -> u64 {
         self.file_len.saturating_sub(self.at as u64)
@@ -278,7 +284,9 @@ fn parse_with(cur: &mut Cursor<'_>) -> Parse<Header> {
     // A tensor info takes at least 8 + 4 + 4 + 8 bytes; a key-value 8 + 4 + 1.
     let n_tensors = cur.count(24, "the tensor count")?;
     let n_kv = cur.count(13, "the metadata count")?;
-    let mut metadata: Vec<(String, Value)> = Vec::with_capacity(n_kv as usize);
+    // Counts are checked against the file's length, which for a header read
+    // from the Hub is not in memory: reserve only what the bytes read hold.
+    let mut metadata: Vec<(String, Value)> = Vec::with_capacity(cur.room(n_kv, 13));
     for i in 0..n_kv {
         let key = cur.string(MAX_NAME_BYTES, &format!("metadata key {i}"))?;
         if key.is_empty() {
@@ -302,7 +310,7 @@ fn parse_with(cur: &mut Cursor<'_>) -> Parse<Header> {
             ));
         }
     };
-    let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
+    let mut tensors: Vec<TensorInfo> = Vec::with_capacity(cur.room(n_tensors, 24));
     let mut names = std::collections::HashSet::new();
     for i in 0..n_tensors {
         let name = cur.string(MAX_NAME_BYTES, &format!("the name of tensor {i}"))?;
