@@ -10,24 +10,28 @@
 # whether the rows are the same. Needs `pip install huggingface_hub`.
 #
 # With a GGUF file as the second argument, the model is that file re-split
-# into a set of 4 (scripts/split_gguf.py, bytes unchanged; needs `pip install
-# gguf numpy`), streamed file by file under a budget of 1.25 × its largest file.
+# into a set of FILES (default 8; scripts/split_gguf.py, bytes unchanged; needs
+# `pip install gguf numpy`), streamed file by file under a budget of
+# BUDGET_PERCENT (default 250) of its largest file.
 #
-#   scripts/bench-stream.sh [RATE_MB_PER_S] [GGUF_FILE]    # default 40 MB/s
+#   scripts/bench-stream.sh [RATE_MB_PER_S [GGUF_FILE [FILES [BUDGET_PERCENT]]]]   # default 40 MB/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate_mb=${1:-40}
 gguf=${2:-}
+files=${3:-8}
+percent=${4:-250}
 cargo build --release -q -p tpa-cli -p tpa-testkit
 work=$(mktemp -d)
 trap 'kill "$hub_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 if [ -n "$gguf" ]; then
-    model=data/models/bench-stream-gguf
     name=$(basename "$gguf" .gguf)
-    [ -f "$model/$name-00004-of-00004.gguf" ] || python3 scripts/split_gguf.py "$gguf" "$model/$name" 4
+    model=data/models/bench-stream-gguf-$name-$files
+    last=$(printf '%s-%05d-of-%05d.gguf' "$name" "$files" "$files")
+    [ -f "$model/$last" ] || python3 scripts/split_gguf.py "$gguf" "$model/$name" "$files"
     weights='*.gguf'
-    shards=4
+    shards=$files
 else
     model=data/models/bench-stream-llama
     [ -d "$model" ] || ./target/release/tpa-fixture --arch llama --dtype bf16 --vocab 32000 --hidden 1024 \
@@ -38,7 +42,7 @@ else
 fi
 size=$(du -sb "$model" | cut -f1)
 largest=$(find "$model" -name "$weights" -printf '%s\n' | sort -n | tail -1)
-if [ -n "$gguf" ]; then budget=$((largest * 5 / 4 + 65536)); else budget=$((largest * 5 / 2 + 65536)); fi
+if [ -n "$gguf" ]; then budget=$((largest * percent / 100 + 65536)); else budget=$((largest * 5 / 2 + 65536)); fi
 
 ./target/release/tpa-mock-hub --rate $((rate_mb * 1000000)) --repo bench/stream "$model" > "$work/endpoint" &
 hub_pid=$!
@@ -96,3 +100,8 @@ echo "|---|---|---|---|---|"
 echo "| huggingface_hub $(python3 -c 'import huggingface_hub as h; print(h.__version__)') snapshot_download, then tpa-transformer | $hf_dl | $hf_total | $(mb "$hf_peak") | |"
 echo "| tpa-download, then tpa-transformer | $tpa_dl | $tpa_total | $(mb "$tpa_peak") | |"
 echo "| tpa-transformer --model-id --max-disk (streamed) | (overlapped) | $stream_total | $(mb "$stream_peak") | $same |"
+if [ -n "$gguf" ]; then
+    # How many Range requests the GGUF headers took (4 MiB first, doubling).
+    ./target/release/tpa-download --model-id bench/stream --list-tensors --units-per-second 1e9 \
+        --out "$work/list.csv" 2>&1 | grep -o '[0-9]* GGUF files.*header requests'
+fi
