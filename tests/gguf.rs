@@ -186,13 +186,13 @@ fn tpa_embedding_clusters_token_embd_and_names_tokens_from_the_vocabulary() {
     }
 }
 
-#[test]
-fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
-    let golden = golden();
-    let errors = golden["llama_q8_0_error"].as_object().unwrap();
-    let pair = workspace().join("tests/fixtures/gguf/llama");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("diff.csv");
+/// tpa-diff of the HF model of `tests/fixtures/gguf/PAIR/hf` against its
+/// GGUF twin, its rows checked against numpy's error per matrix (golden
+/// `KEY`), with a report in `dir/report`.
+fn diff_twin(pair: &str, key: &str, dir: &Path) -> (Table, serde_json::Map<String, Value>) {
+    let errors = golden()[key].as_object().unwrap().clone();
+    let pair = workspace().join("tests/fixtures/gguf").join(pair);
+    let out = dir.join("diff.csv");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
         .arg("--base")
         .arg(pair.join("hf"))
@@ -201,22 +201,14 @@ fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
         .arg("--out")
         .arg(&out)
         .arg("--report")
-        .arg(dir.path().join("report"))
+        .arg(dir.join("report"))
         .arg("-q")
         .output()
         .unwrap();
     assert_success(&output);
-    // The report leads with the quantization damage per layer.
-    let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
-    assert!(html.contains("what quantization changed"));
-    let damage = std::fs::read_to_string(dir.path().join("report/charts/diff_sqnr.svg")).unwrap();
-    assert!(
-        damage.contains("layer 1 · k_proj: SQNR dB = 45."),
-        "{damage}"
-    );
     let table = Table::read(&out);
     assert_eq!(table.rows.len(), errors.len());
-    for (name, want) in errors {
+    for (name, want) in &errors {
         let row = table.row(name);
         assert_eq!(row["status"], "compared", "{name}");
         assert_eq!(row["gguf_name"], want["gguf_name"].as_str().unwrap());
@@ -236,18 +228,93 @@ fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
         close("rel_fro", "rel_fro");
         close("sqnr_db", "sqnr_db");
         close("changed_frac", "changed_frac");
-        // Q8_0 keeps about 45 dB; read without undoing llama.cpp's row
-        // permutation, Q and K would differ by more than their own norm.
-        let sqnr = common::float(&row["sqnr_db"]);
-        assert!((40.0..50.0).contains(&sqnr), "{name}: {sqnr} dB");
+        if row["model_dtype"] == "q8_0" {
+            // Q8_0 keeps about 45 dB.
+            let sqnr = common::float(&row["sqnr_db"]);
+            assert!((40.0..50.0).contains(&sqnr), "{name}: {sqnr} dB");
+        }
+    }
+    (table, errors)
+}
+
+#[test]
+fn tpa_diff_of_a_hf_model_and_its_gguf_twin_is_the_pure_quantization_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, errors) = diff_twin("llama", "llama_q8_0_error", dir.path());
+    // The report leads with the quantization damage per layer.
+    let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
+    assert!(html.contains("what quantization changed"));
+    let damage = std::fs::read_to_string(dir.path().join("report/charts/diff_sqnr.svg")).unwrap();
+    assert!(
+        damage.contains("layer 1 · k_proj: SQNR dB = 45."),
+        "{damage}"
+    );
+    for (name, want) in &errors {
+        // Read without undoing llama.cpp's row permutation, Q and K would
+        // differ by more than their own norm.
         if name.contains("q_proj") || name.contains("k_proj") {
-            assert!(want["rel_fro_permuted"].as_f64().unwrap() > 1.0, "{name}");
+            assert!(want["rel_fro_as_stored"].as_f64().unwrap() > 1.0, "{name}");
+            assert!(common::float(&table.row(name)["rel_fro"]) < 0.01, "{name}");
         }
     }
     assert_eq!(
         table.row("model.layers.1.self_attn.k_proj.weight")["block_type"],
         "k_proj"
     );
+}
+
+#[test]
+fn gemma_norms_stored_as_one_plus_w_are_compared_as_w() {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, errors) = diff_twin("gemma3", "gemma3_q8_0_error", dir.path());
+    let norms: Vec<&String> = errors
+        .keys()
+        .filter(|n| n.ends_with("norm.weight"))
+        .collect();
+    // model.norm, and per layer q/k norms and the four layer norms.
+    assert_eq!(norms.len(), 1 + 2 * 6);
+    for name in norms {
+        // As stored (1 + w) they would differ by three times their norm;
+        // read back as w, only the converter's f32 rounding of 1 + w is left.
+        assert!(
+            errors[name]["rel_fro_as_stored"].as_f64().unwrap() > 1.0,
+            "{name}"
+        );
+        let rel = common::float(&table.row(name)["rel_fro"]);
+        assert!(rel > 0.0 && rel < 1e-6, "{name}: rel_fro {rel}");
+    }
+    // The other way round (the GGUF file as the base), the shift is undone
+    // on the subtracted side.
+    let pair = workspace().join("tests/fixtures/gguf/gemma3");
+    let out = dir.path().join("reverse.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .arg("--base")
+        .arg(pair.join("model.Q8_0.gguf"))
+        .arg("--model")
+        .arg(pair.join("hf"))
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let reverse = Table::read(&out);
+    for (name, want) in &errors {
+        let rel = common::float(&reverse.row(name)["rel_fro"]);
+        let forward = want["rel_fro"].as_f64().unwrap();
+        // ‖ΔW‖ is the same; only the norm it is divided by changes side.
+        assert!(
+            (rel / forward - 1.0).abs() < 0.01,
+            "{name}: {rel} vs {forward}"
+        );
+        // ΔW's spectrum (read through the difference) is that of −ΔW.
+        let spectral = |t: &Table| common::float(&t.row(name)["delta_spectral_norm"]);
+        let (a, b) = (spectral(&table), spectral(&reverse));
+        assert!(
+            (a - b).abs() <= 1e-9 * a,
+            "{name}: ‖ΔW‖₂ {a} forward, {b} reversed"
+        );
+    }
 }
 
 #[test]

@@ -13,8 +13,11 @@ values, statistics and ranks of their tensors, from gguf-py's dequantization
                                           a tiny Llama in safetensors (f32) and its GGUF
                                           twin as llama.cpp's converter writes it: Q/K rows
                                           permuted (LlamaModel.permute), Q8_0
+  tests/fixtures/gguf/gemma3/{hf/, model.Q8_0.gguf}
+                                          a tiny Gemma 3 and its GGUF twin: norms stored
+                                          as 1 + w (Gemma3Model.modify_tensors), Q8_0
   tests/golden/gguf.json                  statistics and ranks of every tensor, and the
-                                          twin's quantization error per matrix
+                                          twins' quantization error per matrix
 
 Types gguf-py can quantize are quantized from float weights; K-quants, IQ
 types and NVFP4 are random blocks whose f16 scale fields are small finite
@@ -227,17 +230,26 @@ def write_llama_pair():
         else:
             writer.add_tensor(gguf_names[name], x)
     finish(writer)
-    # The quantization error per matrix: the GGUF tensor dequantized by
-    # gguf-py, the permutation undone, minus the HF weight.
+    def undo(name, x):
+        if name.endswith("q_proj.weight"):
+            return unpermute(x, heads)
+        if name.endswith("k_proj.weight"):
+            return unpermute(x, kv_heads)
+        return x
+    # What a diff that ignored the permutation would report: rel_fro_as_stored.
+    return [os.path.join(d, "hf", "model.safetensors"), path], pair_errors(path, hf, gguf_names, undo)
+
+
+def pair_errors(path, hf, gguf_names, undo):
+    """The quantization error per matrix: the GGUF tensor dequantized by
+    gguf-py, read back as Hugging Face stores it (`undo`: the converter's
+    permutation or shift undone), minus the HF weight."""
     back = dequantized(path)
     inverse = {v: k for k, v in gguf_names.items()}
     errors = {}
-    for g_name, (_, x) in back.items():
+    for g_name, (_, stored) in back.items():
         name = inverse[g_name]
-        if name.endswith("q_proj.weight"):
-            x = unpermute(x, heads)
-        elif name.endswith("k_proj.weight"):
-            x = unpermute(x, kv_heads)
+        x = undo(name, stored)
         base = hf[name].astype(np.float64)
         delta = x - base
         errors[name] = dict(
@@ -246,10 +258,64 @@ def write_llama_pair():
             sqnr_db=float(10 * np.log10(np.sum(base * base) / np.sum(delta * delta)))
             if np.any(delta) else None,
             changed_frac=float(np.mean(delta != 0)),
-            # What a diff that ignored the permutation would report.
-            rel_fro_permuted=float(np.linalg.norm(back[g_name][1] - base) / np.linalg.norm(base)),
+            rel_fro_as_stored=float(np.linalg.norm(stored - base) / np.linalg.norm(base)),
         )
-    return [os.path.join(d, "hf", "model.safetensors"), path], errors
+    return errors
+
+
+def write_gemma_pair():
+    """A tiny Gemma 3 in safetensors (f32) and its GGUF twin as llama.cpp's
+    converter writes it (Gemma3Model.modify_tensors): every `...norm.weight`
+    stored as 1 + w (Gemma's RMSNorm multiplies by 1 + w; ggml by the stored
+    value), no Q/K permutation, matrices Q8_0, no output.weight (tied)."""
+    d = os.path.join(FIXTURES, "gemma3")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "hf"))
+    hidden, heads, kv_heads, head_dim, ffn, vocab, layers = 64, 4, 1, 16, 128, 96, 2
+    w = lambda *shape: (rng.standard_normal(shape) * 0.02).astype(np.float32)
+    # Gemma's norm weights sit around 0 (the model applies 1 + w).
+    norm = lambda n: (rng.standard_normal(n) * 0.3).astype(np.float32)
+    hf = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": norm(hidden)}
+    gguf_names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
+    for i in range(layers):
+        p, g = f"model.layers.{i}.", f"blk.{i}."
+        for hf_name, g_name, x in [
+            ("self_attn.q_proj", "attn_q", w(heads * head_dim, hidden)),
+            ("self_attn.k_proj", "attn_k", w(kv_heads * head_dim, hidden)),
+            ("self_attn.v_proj", "attn_v", w(kv_heads * head_dim, hidden)),
+            ("self_attn.o_proj", "attn_output", w(hidden, heads * head_dim)),
+            ("self_attn.q_norm", "attn_q_norm", norm(head_dim)),
+            ("self_attn.k_norm", "attn_k_norm", norm(head_dim)),
+            ("mlp.gate_proj", "ffn_gate", w(ffn, hidden)),
+            ("mlp.up_proj", "ffn_up", w(ffn, hidden)),
+            ("mlp.down_proj", "ffn_down", w(hidden, ffn)),
+            ("input_layernorm", "attn_norm", norm(hidden)),
+            ("post_attention_layernorm", "post_attention_norm", norm(hidden)),
+            ("pre_feedforward_layernorm", "ffn_norm", norm(hidden)),
+            ("post_feedforward_layernorm", "post_ffw_norm", norm(hidden)),
+        ]:
+            hf[p + hf_name + ".weight"] = x
+            gguf_names[p + hf_name + ".weight"] = g + g_name + ".weight"
+    save_file(hf, os.path.join(d, "hf", "model.safetensors"))
+    with open(os.path.join(d, "hf", "config.json"), "w") as f:
+        json.dump(dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=hidden,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                       head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab), f, indent=1)
+    path = os.path.join(d, "model.Q8_0.gguf")
+    writer = GGUFWriter(path, "gemma3")
+    writer.add_block_count(layers)
+    writer.add_embedding_length(hidden)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_file_type(7)
+    for name, x in hf.items():
+        if name.endswith("norm.weight"):
+            writer.add_tensor(gguf_names[name], x + np.float32(1))
+        else:
+            writer.add_tensor(gguf_names[name], quants.quantize(x, T.Q8_0), raw_dtype=T.Q8_0)
+    finish(writer)
+    undo = lambda name, x: x - 1 if name.endswith("norm.weight") else x
+    return [os.path.join(d, "hf", "model.safetensors"), path], pair_errors(path, hf, gguf_names, undo)
 
 
 def unpermute(w, n_head):
@@ -262,6 +328,7 @@ def main():
     types = dequantized(write_types())
     moe_files = write_moe()
     llama_files, llama_errors = write_llama_pair()
+    gemma_files, gemma_errors = write_gemma_pair()
     moe = {}
     for f in moe_files:
         moe.update(dequantized(f))
@@ -276,10 +343,11 @@ def main():
         "moe": {name: dict(type=t, **golden(v)) for name, (t, v) in moe.items()},
         "moe_files": [os.path.basename(f) for f in moe_files],
         "llama_q8_0_error": llama_errors,
+        "gemma3_q8_0_error": gemma_errors,
     }
     with open(os.path.join(GOLDEN, "gguf.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    for f in [os.path.join(FIXTURES, "types.gguf"), *moe_files, *llama_files,
+    for f in [os.path.join(FIXTURES, "types.gguf"), *moe_files, *llama_files, *gemma_files,
               os.path.join(GOLDEN, "gguf_dequantized.safetensors")]:
         size = os.path.getsize(f)
         assert size < 1 << 20, f"{f}: {size} bytes"

@@ -323,8 +323,9 @@ impl Model {
 
     /// Every matrix of a GGUF model under its Hugging Face name, each read
     /// in Hugging Face's row order: llama's `attn_q`/`attn_k` weights with
-    /// llama.cpp's rotary permutation undone, so that they subtract from the
-    /// Hugging Face weights element by element. `Ok(None)` for safetensors
+    /// llama.cpp's rotary permutation undone, Gemma's norms (stored as
+    /// `1 + w`) shifted back to `w`, so that they subtract from the Hugging
+    /// Face weights element by element. `Ok(None)` for safetensors
     /// and for an architecture without known names; tensors with no one HF
     /// counterpart are left out. A permutation that cannot be undone (head
     /// counts missing, per layer, or not dividing the rows) is an error.
@@ -378,7 +379,9 @@ impl Model {
                             })?
                     }
                 };
-                out.push((hf, matrix));
+                // Gemma's norms as Hugging Face stores them (w, not 1 + w).
+                let shift = names.stored_shift(&hf);
+                out.push((hf, matrix.shifted(-shift)));
             }
         }
         Ok(Some(out))

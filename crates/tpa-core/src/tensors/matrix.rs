@@ -21,6 +21,8 @@ pub struct MatrixView<'m> {
     adjustment: Option<Adjustment<'m>>,
     /// Which stored row each row of the view reads (`None`: the same one).
     row_order: Option<RowOrder>,
+    /// Added to every stored value (see [`MatrixView::shifted`]).
+    shift: f64,
 }
 
 /// A reordering of a matrix's rows.
@@ -67,9 +69,9 @@ impl RowOrder {
 
 #[derive(Clone, Copy)]
 enum Adjustment<'m> {
-    /// A matrix subtracted element by element: its tensor, offset and row
-    /// order (same shape).
-    Minus(TensorView<'m>, usize, Option<RowOrder>),
+    /// A matrix subtracted element by element: its tensor, offset, row
+    /// order and shift (same shape).
+    Minus(TensorView<'m>, usize, Option<RowOrder>, f64),
     /// A low-rank update added (same shape).
     Plus(&'m LoraUpdate),
 }
@@ -86,6 +88,7 @@ impl<'m> MatrixView<'m> {
             expert_index: None,
             adjustment: None,
             row_order: None,
+            shift: 0.0,
         }
     }
 
@@ -114,6 +117,7 @@ impl<'m> MatrixView<'m> {
                     expert_index: Some(e as u32),
                     adjustment: None,
                     row_order: None,
+                    shift: 0.0,
                 })
                 .collect(),
             None => vec![MatrixView::whole(tensor)],
@@ -173,7 +177,12 @@ impl<'m> MatrixView<'m> {
     pub fn minus(self, base: MatrixView<'m>) -> Option<MatrixView<'m>> {
         (self.shape() == base.shape() && self.adjustment.is_none() && base.adjustment.is_none())
             .then_some(MatrixView {
-                adjustment: Some(Adjustment::Minus(base.tensor, base.offset, base.row_order)),
+                adjustment: Some(Adjustment::Minus(
+                    base.tensor,
+                    base.offset,
+                    base.row_order,
+                    base.shift,
+                )),
                 ..self
             })
     }
@@ -198,16 +207,26 @@ impl<'m> MatrixView<'m> {
         })
     }
 
+    /// This matrix with `by` added to every stored value in f64 (before
+    /// any difference or update): Gemma's RMSNorm weights as Hugging Face
+    /// stores them, read from a GGUF file whose converter stored `1 + w`.
+    pub fn shifted(self, by: f64) -> MatrixView<'m> {
+        MatrixView { shift: by, ..self }
+    }
+
     /// Decodes `W[row, col .. col + out.len()]`.
     pub fn decode_row_segment(&self, row: usize, col: usize, out: &mut [f64]) -> Result<()> {
         debug_assert!(row < self.rows && col + out.len() <= self.cols);
         let stored_row = self.row_order.map_or(row, |o| o.stored_row(row));
         let at = stored_row * self.cols + col;
         self.tensor.decode_into(self.offset + at, out)?;
+        if self.shift != 0.0 {
+            out.iter_mut().for_each(|o| *o += self.shift);
+        }
         if let Some(Adjustment::Plus(update)) = self.adjustment {
             update.add_row_segment(row, col, out);
         }
-        if let Some(Adjustment::Minus(base, offset, order)) = self.adjustment {
+        if let Some(Adjustment::Minus(base, offset, order, shift)) = self.adjustment {
             let at = order.map_or(row, |o| o.stored_row(row)) * self.cols + col;
             // One buffer per thread: this runs for every row the spectral
             // routes read.
@@ -218,7 +237,7 @@ impl<'m> MatrixView<'m> {
                 subtracted.resize(out.len(), 0.0);
                 base.decode_into(offset + at, subtracted)?;
                 for (o, b) in out.iter_mut().zip(subtracted.iter()) {
-                    *o -= b;
+                    *o -= b + shift;
                 }
                 Ok(())
             })?;
@@ -236,6 +255,7 @@ impl<'m> MatrixView<'m> {
         if self.tensor.quantization().is_none()
             && self.adjustment.is_none()
             && self.row_order.is_none()
+            && self.shift == 0.0
         {
             return self.tensor.stored_bytes(start, len).map(Cow::Borrowed);
         }
@@ -254,7 +274,7 @@ impl<'m> MatrixView<'m> {
     /// quantized weight.
     pub fn stored_dtype(&self) -> DType {
         match (self.tensor.quantization(), self.adjustment, self.row_order) {
-            (None, None, None) => self.tensor.dtype(),
+            (None, None, None) if self.shift == 0.0 => self.tensor.dtype(),
             _ => DType(safetensors::Dtype::F64),
         }
     }
@@ -266,7 +286,7 @@ impl<'m> MatrixView<'m> {
         let (first, n) = span(self.row_order);
         self.tensor
             .release(self.offset + first * self.cols, n * self.cols);
-        if let Some(Adjustment::Minus(base, offset, order)) = self.adjustment {
+        if let Some(Adjustment::Minus(base, offset, order, _)) = self.adjustment {
             let (first, n) = span(order);
             base.release(offset + first * self.cols, n * self.cols);
         }

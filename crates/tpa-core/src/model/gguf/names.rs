@@ -56,6 +56,26 @@ impl HfNames {
         self.arch == Arch::Llama
     }
 
+    /// What llama.cpp's converter added to the values of the tensor it
+    /// names `hf_name`: 1 for Gemma's RMSNorm weights (`...norm.weight`),
+    /// which Hugging Face applies as `1 + w` and the converter stores as
+    /// `1 + w` for ggml to multiply by directly; 0 otherwise.
+    ///
+    /// ```
+    /// use tpa_core::model::gguf::names::HfNames;
+    /// let gemma = HfNames::of("gemma3", 0).unwrap();
+    /// assert_eq!(gemma.stored_shift("model.layers.0.self_attn.q_norm.weight"), 1.0);
+    /// assert_eq!(gemma.stored_shift("model.layers.0.self_attn.q_proj.weight"), 0.0);
+    /// assert_eq!(HfNames::of("llama", 0).unwrap().stored_shift("model.norm.weight"), 0.0);
+    /// ```
+    pub fn stored_shift(&self, hf_name: &str) -> f64 {
+        if self.arch == Arch::Gemma && hf_name.ends_with("norm.weight") {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
     /// The Hugging Face name of GGUF tensor `name` (expert `expert` of a
     /// stacked `_exps` tensor); `None` where no one HF tensor corresponds
     /// (`rope_freqs`, DeepSeek's split `attn_k_b`/`attn_v_b`, or a stacked
