@@ -183,6 +183,22 @@ def permute(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def start_twin(d, hf, arch, config):
+    """Writes the HF side of a twin (d/hf: model.safetensors, config.json);
+    returns the GGUF side's path and a writer holding its metadata."""
+    save_file(hf, os.path.join(d, "hf", "model.safetensors"))
+    with open(os.path.join(d, "hf", "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    path = os.path.join(d, "model.Q8_0.gguf")
+    writer = GGUFWriter(path, arch)
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_file_type(7)
+    return path, writer
+
+
 def write_llama_pair():
     d = os.path.join(FIXTURES, "llama")
     shutil.rmtree(d, ignore_errors=True)
@@ -208,18 +224,10 @@ def write_llama_pair():
         for hf_name, g_name in [("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm")]:
             hf[p + hf_name + ".weight"] = (1 + rng.standard_normal(hidden) * 0.1).astype(np.float32)
             gguf_names[p + hf_name + ".weight"] = g + g_name + ".weight"
-    save_file(hf, os.path.join(d, "hf", "model.safetensors"))
-    with open(os.path.join(d, "hf", "config.json"), "w") as f:
-        json.dump(dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=hidden,
-                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                       intermediate_size=ffn, vocab_size=vocab, tie_word_embeddings=True), f, indent=1)
-    path = os.path.join(d, "model.Q8_0.gguf")
-    writer = GGUFWriter(path, "llama")
-    writer.add_block_count(layers)
-    writer.add_embedding_length(hidden)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_file_type(7)
+    path, writer = start_twin(d, hf, "llama", dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        intermediate_size=ffn, vocab_size=vocab, tie_word_embeddings=True))
     for name, x in hf.items():
         if name.endswith("q_proj.weight"):
             x = permute(x, heads)
@@ -296,18 +304,10 @@ def write_gemma_pair():
         ]:
             hf[p + hf_name + ".weight"] = x
             gguf_names[p + hf_name + ".weight"] = g + g_name + ".weight"
-    save_file(hf, os.path.join(d, "hf", "model.safetensors"))
-    with open(os.path.join(d, "hf", "config.json"), "w") as f:
-        json.dump(dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=hidden,
-                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                       head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab), f, indent=1)
-    path = os.path.join(d, "model.Q8_0.gguf")
-    writer = GGUFWriter(path, "gemma3")
-    writer.add_block_count(layers)
-    writer.add_embedding_length(hidden)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_file_type(7)
+    path, writer = start_twin(d, hf, "gemma3", dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab))
     for name, x in hf.items():
         if name.endswith("norm.weight"):
             writer.add_tensor(gguf_names[name], x + np.float32(1))
