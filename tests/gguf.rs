@@ -392,3 +392,65 @@ fn two_shards_of_a_gguf_model_merge_to_the_rows_of_one_run() {
     assert_eq!(merged.rows.len(), 26);
     assert_eq!(common::comparable(&merged), common::comparable(&single));
 }
+
+#[test]
+fn a_gguf_tensor_without_a_hf_counterpart_is_listed_not_dropped() {
+    use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
+    use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let gguf = dir.path().join("m.gguf");
+    // DeepSeek's attn_k_b is derived from kv_b_proj by the converter: no
+    // one HF tensor to compare it with.
+    let bytes = gguf_bytes(
+        &[(
+            "general.architecture",
+            GgufValue::String("deepseek2".into()),
+        )],
+        &[
+            GgufTensor::f32("blk.0.attn_q_a.weight", 8, 8, &values),
+            GgufTensor::f32("blk.0.attn_k_b.weight", 8, 8, &values),
+        ],
+        32,
+    );
+    std::fs::write(&gguf, bytes).unwrap();
+    let hf = dir.path().join("hf.safetensors");
+    let spec = |name: &str| TensorSpec::new(name, Dtype::F32, &[8, 8], Fill::Pattern);
+    write_safetensors(
+        &hf,
+        &[
+            spec("model.layers.0.self_attn.q_a_proj.weight"),
+            spec("model.layers.0.self_attn.kv_b_proj.weight"),
+        ],
+    )
+    .unwrap();
+    let out = dir.path().join("d.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .arg("--base")
+        .arg(&hf)
+        .arg("--model")
+        .arg(&gguf)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let table = Table::read(&out);
+    assert_eq!(table.rows.len(), 3);
+    assert_eq!(
+        table.row("model.layers.0.self_attn.q_a_proj.weight")["status"],
+        "compared"
+    );
+    let k_b = table.row("blk.0.attn_k_b.weight");
+    assert_eq!(k_b["status"], "only_in_model");
+    assert_eq!(k_b["gguf_name"], "blk.0.attn_k_b.weight");
+    assert!(
+        k_b["skipped"].contains("no one Hugging Face tensor"),
+        "{k_b:?}"
+    );
+    assert_eq!(
+        table.row("model.layers.0.self_attn.kv_b_proj.weight")["status"],
+        "only_in_base"
+    );
+}

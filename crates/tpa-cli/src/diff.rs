@@ -529,6 +529,8 @@ fn match_across<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Ma
         (DiffStatus::OnlyInBase, DiffStatus::OnlyInModel)
     };
     let mut seen = HashSet::new();
+    let (mapped, unnamed): (Vec<_>, Vec<_>) =
+        mapped.into_iter().partition(|(name, _)| !name.is_empty());
     for (name, g) in mapped.into_iter().filter(|(name, _)| selected(name)) {
         seen.insert(name.clone());
         let Some(h) = hf_side.get(&name) else {
@@ -556,6 +558,18 @@ fn match_across<'m>(args: &Args, base: &'m Model, model: &'m Model) -> Result<Ma
         m.tensor().check_decodable()?;
         matching.names.push(name.clone());
         matching.pairs.push(Work::Across(b, m, name, g.name()));
+    }
+    // Tensors llama.cpp derived or fused (DeepSeek's attn_k_b/attn_v_b, a
+    // fused gate_up, rope_freqs) have no one HF tensor to compare with:
+    // listed, never dropped.
+    for (_, g) in unnamed.into_iter().filter(|(_, g)| selected(&g.name())) {
+        let mut row = DiffRecord::listed(&g, only_gguf);
+        row.gguf_name = g.name();
+        row.skipped = Some(format!(
+            "no one Hugging Face tensor corresponds to it in {architecture}, so it is not compared"
+        ));
+        matching.names.push(row.matrix_name());
+        matching.listed.push(row);
     }
     let mut rest: Vec<&MatrixView<'m>> = hf_side
         .iter()

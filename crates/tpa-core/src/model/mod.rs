@@ -326,8 +326,9 @@ impl Model {
     /// llama.cpp's rotary permutation undone, Gemma's norms (stored as
     /// `1 + w`) shifted back to `w`, so that they subtract from the Hugging
     /// Face weights element by element. `Ok(None)` for safetensors
-    /// and for an architecture without known names; tensors with no one HF
-    /// counterpart are left out. A permutation that cannot be undone (head
+    /// and for an architecture without known names; a tensor with no one HF
+    /// counterpart (`rope_freqs`, DeepSeek's `attn_k_b`) comes with an
+    /// empty name. A permutation that cannot be undone (head
     /// counts missing, per layer, or not dividing the rows) is an error.
     pub fn hf_matrices(&self) -> Result<Option<Vec<(String, MatrixView<'_>)>>> {
         let (Some(names), Some(metadata)) = (self.hf_names.as_ref(), self.gguf()) else {
@@ -353,6 +354,7 @@ impl Model {
             for matrix in MatrixView::split(tensor) {
                 let hf = tensor.hf_name(matrix.expert_index());
                 if hf.is_empty() {
+                    out.push((hf, matrix));
                     continue;
                 }
                 let matrix = match heads {
