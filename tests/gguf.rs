@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{Table, analyze, assert_golden_matrix, assert_success, transformer, workspace};
 use serde_json::Value;
@@ -186,6 +186,45 @@ fn tpa_embedding_clusters_token_embd_and_names_tokens_from_the_vocabulary() {
     }
 }
 
+/// tpa-diff `--base base --model model --out out` and `extra`.
+fn tpa_diff(base: &Path, model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
+        .arg("--base")
+        .arg(base)
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// In `dir`: `m.gguf` of architecture `arch` holding the 8 × 8 f32 tensors
+/// `gguf`, and `hf.safetensors` holding the 8 × 8 tensors `hf`.
+fn small_pair(dir: &Path, arch: &str, gguf: &[&str], hf: &[&str]) -> (PathBuf, PathBuf) {
+    use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
+    use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let tensors: Vec<GgufTensor> = gguf
+        .iter()
+        .map(|n| GgufTensor::f32(n, 8, 8, &values))
+        .collect();
+    let bytes = gguf_bytes(
+        &[("general.architecture", GgufValue::String(arch.into()))],
+        &tensors,
+        32,
+    );
+    let (gguf_path, hf_path) = (dir.join("m.gguf"), dir.join("hf.safetensors"));
+    std::fs::write(&gguf_path, bytes).unwrap();
+    let specs: Vec<TensorSpec> = hf
+        .iter()
+        .map(|n| TensorSpec::new(*n, Dtype::F32, &[8, 8], Fill::Pattern))
+        .collect();
+    write_safetensors(&hf_path, &specs).unwrap();
+    (gguf_path, hf_path)
+}
+
 /// tpa-diff of the HF model of `tests/fixtures/gguf/PAIR/hf` against its
 /// GGUF twin, its rows checked against numpy's error per matrix (golden
 /// `KEY`), with a report in `dir/report`.
@@ -193,18 +232,13 @@ fn diff_twin(pair: &str, key: &str, dir: &Path) -> (Table, serde_json::Map<Strin
     let errors = golden()[key].as_object().unwrap().clone();
     let pair = workspace().join("tests/fixtures/gguf").join(pair);
     let out = dir.join("diff.csv");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
-        .arg("--base")
-        .arg(pair.join("hf"))
-        .arg("--model")
-        .arg(pair.join("model.Q8_0.gguf"))
-        .arg("--out")
-        .arg(&out)
-        .arg("--report")
-        .arg(dir.join("report"))
-        .arg("-q")
-        .output()
-        .unwrap();
+    let report = dir.join("report");
+    let output = tpa_diff(
+        &pair.join("hf"),
+        &pair.join("model.Q8_0.gguf"),
+        &out,
+        &["--report", report.to_str().unwrap(), "-q"],
+    );
     assert_success(&output);
     let table = Table::read(&out);
     assert_eq!(table.rows.len(), errors.len());
@@ -287,16 +321,12 @@ fn gemma_norms_stored_as_one_plus_w_are_compared_as_w() {
     // on the subtracted side.
     let pair = workspace().join("tests/fixtures/gguf/gemma3");
     let out = dir.path().join("reverse.csv");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
-        .arg("--base")
-        .arg(pair.join("model.Q8_0.gguf"))
-        .arg("--model")
-        .arg(pair.join("hf"))
-        .arg("--out")
-        .arg(&out)
-        .arg("-q")
-        .output()
-        .unwrap();
+    let output = tpa_diff(
+        &pair.join("model.Q8_0.gguf"),
+        &pair.join("hf"),
+        &out,
+        &["-q"],
+    );
     assert_success(&output);
     let reverse = Table::read(&out);
     for (name, want) in &errors {
@@ -319,34 +349,14 @@ fn gemma_norms_stored_as_one_plus_w_are_compared_as_w() {
 
 #[test]
 fn a_llama_gguf_without_head_counts_cannot_be_diffed_against_hf() {
-    use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
-    use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
     let dir = tempfile::tempdir().unwrap();
-    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
-    let gguf = dir.path().join("m.gguf");
-    let bytes = gguf_bytes(
-        &[("general.architecture", GgufValue::String("llama".into()))],
-        &[GgufTensor::f32("blk.0.attn_q.weight", 8, 8, &values)],
-        32,
+    let (gguf, hf) = small_pair(
+        dir.path(),
+        "llama",
+        &["blk.0.attn_q.weight"],
+        &["model.layers.0.self_attn.q_proj.weight"],
     );
-    std::fs::write(&gguf, bytes).unwrap();
-    let hf = dir.path().join("hf.safetensors");
-    let spec = TensorSpec::new(
-        "model.layers.0.self_attn.q_proj.weight",
-        Dtype::F32,
-        &[8, 8],
-        Fill::Pattern,
-    );
-    write_safetensors(&hf, &[spec]).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
-        .arg("--base")
-        .arg(&hf)
-        .arg("--model")
-        .arg(&gguf)
-        .arg("--out")
-        .arg(dir.path().join("d.csv"))
-        .output()
-        .unwrap();
+    let output = tpa_diff(&hf, &gguf, &dir.path().join("d.csv"), &[]);
     let err = common::stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     for needle in [
@@ -395,46 +405,20 @@ fn two_shards_of_a_gguf_model_merge_to_the_rows_of_one_run() {
 
 #[test]
 fn a_gguf_tensor_without_a_hf_counterpart_is_listed_not_dropped() {
-    use tpa_testkit::gguf::{GgufTensor, GgufValue, gguf_bytes};
-    use tpa_testkit::{Dtype, Fill, TensorSpec, write_safetensors};
     let dir = tempfile::tempdir().unwrap();
-    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
-    let gguf = dir.path().join("m.gguf");
     // DeepSeek's attn_k_b is derived from kv_b_proj by the converter: no
     // one HF tensor to compare it with.
-    let bytes = gguf_bytes(
-        &[(
-            "general.architecture",
-            GgufValue::String("deepseek2".into()),
-        )],
+    let (gguf, hf) = small_pair(
+        dir.path(),
+        "deepseek2",
+        &["blk.0.attn_q_a.weight", "blk.0.attn_k_b.weight"],
         &[
-            GgufTensor::f32("blk.0.attn_q_a.weight", 8, 8, &values),
-            GgufTensor::f32("blk.0.attn_k_b.weight", 8, 8, &values),
+            "model.layers.0.self_attn.q_a_proj.weight",
+            "model.layers.0.self_attn.kv_b_proj.weight",
         ],
-        32,
     );
-    std::fs::write(&gguf, bytes).unwrap();
-    let hf = dir.path().join("hf.safetensors");
-    let spec = |name: &str| TensorSpec::new(name, Dtype::F32, &[8, 8], Fill::Pattern);
-    write_safetensors(
-        &hf,
-        &[
-            spec("model.layers.0.self_attn.q_a_proj.weight"),
-            spec("model.layers.0.self_attn.kv_b_proj.weight"),
-        ],
-    )
-    .unwrap();
     let out = dir.path().join("d.csv");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tpa-diff"))
-        .arg("--base")
-        .arg(&hf)
-        .arg("--model")
-        .arg(&gguf)
-        .arg("--out")
-        .arg(&out)
-        .arg("-q")
-        .output()
-        .unwrap();
+    let output = tpa_diff(&hf, &gguf, &out, &["-q"]);
     assert_success(&output);
     let table = Table::read(&out);
     assert_eq!(table.rows.len(), 3);
