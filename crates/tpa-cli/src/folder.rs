@@ -75,8 +75,9 @@ pub fn refuse(sharded: bool, report: bool, spectra: bool) -> Result<()> {
 pub fn announce(root: &Path, models: &[FolderModel], quiet: bool) {
     if !quiet {
         let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+        let noun = if models.len() == 1 { "model" } else { "models" };
         eprintln!(
-            "{} models below {}: {}",
+            "{} {noun} below {}: {}",
             models.len(),
             root.display(),
             ids.join(", ")
