@@ -28,7 +28,8 @@ impl GgufModel<'_> {
 }
 
 /// `(prefix, number, count)` of a split file path `prefix-00002-of-00003.gguf`
-/// (llama.cpp's `gguf-split` names).
+/// (llama.cpp's `gguf-split` names). tpa-core's reader parses the same names
+/// for local files; this crate stays free of the analysis crate.
 fn split_name(path: &str) -> Option<(&str, u32, u32)> {
     let stem = path.strip_suffix(".gguf")?;
     let (rest, count) = stem.rsplit_once("-of-")?;

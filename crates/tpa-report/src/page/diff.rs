@@ -14,12 +14,12 @@ pub const TOP: usize = 20;
 pub fn report(diff: &DiffResult, options: &Options) -> Report {
     let label = label(diff);
     let title = options.title.clone().unwrap_or_else(|| {
-        // Every compared matrix stored in another type: a quantization.
-        let quantized = diff.compared().any(|r| r.rel_fro.is_some_and(|v| v > 0.0))
-            && diff
-                .compared()
-                .filter(|r| r.rel_fro.is_some_and(|v| v > 0.0))
-                .all(|r| r.requantized);
+        // Every changed matrix stored in another type: a quantization.
+        let mut changed = diff
+            .compared()
+            .filter(|r| r.rel_fro.is_some_and(|v| v > 0.0))
+            .peekable();
+        let quantized = changed.peek().is_some() && changed.all(|r| r.requantized);
         let what = if quantized {
             "quantization"
         } else {

@@ -109,12 +109,17 @@ impl TokenNames {
 /// byte (printable bytes for themselves, the others for 256 + their rank
 /// among the unprintable ones, as GPT-2's `bytes_to_unicode`).
 fn byte_level_text(token: &str) -> String {
-    let printable =
-        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
-    let unprintable: Vec<u8> = (0..=255u32)
-        .filter(|&b| !printable(b))
-        .map(|b| b as u8)
-        .collect();
+    fn printable(b: u32) -> bool {
+        (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b)
+    }
+    // Built once for a whole vocabulary, not once per token.
+    static UNPRINTABLE: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        (0..=255u32)
+            .filter(|&b| !printable(b))
+            .map(|b| b as u8)
+            .collect()
+    });
+    let unprintable = &*UNPRINTABLE;
     let bytes: Vec<u8> = token
         .chars()
         .filter_map(|c| {

@@ -2,10 +2,12 @@
 //! codes index lookup grids (module `grids`, generated from gguf-py).
 
 use super::grids::{IQ1S, IQ2S, IQ2XS, IQ2XXS, IQ3S, IQ3XXS, IQ4NL, KSIGNS};
-use super::{f16_at, u16_at, u32_at};
+use super::{f16_at, nibbles, u16_at, u32_at};
 
-/// ggml's `IQ1S_DELTA`.
-const IQ1S_DELTA: f32 = 0.125;
+/// ggml's `IQ1S_DELTA`, negative where the sub-block's sign bit is set.
+fn iq1_delta(negative: bool) -> f32 {
+    if negative { -0.125 } else { 0.125 }
+}
 
 /// ±1 for bit j of a sign byte (set means negative).
 #[inline(always)]
@@ -131,11 +133,7 @@ pub(super) fn iq1_s(b: &[u8], y: &mut [f32]) {
     for ib in 0..8 {
         let qh = u16_at(b, 34 + 2 * ib);
         let dl = d * (2 * ((qh >> 12) & 7) + 1) as f32;
-        let delta = if qh & 0x8000 != 0 {
-            -IQ1S_DELTA
-        } else {
-            IQ1S_DELTA
-        };
+        let delta = iq1_delta(qh & 0x8000 != 0);
         for l in 0..4 {
             let index = usize::from(qs[4 * ib + l]) | (usize::from((qh >> (3 * l)) & 7) << 8);
             shifted(&mut y[32 * ib + 8 * l..][..8], dl, &IQ1S[index], delta);
@@ -161,18 +159,11 @@ pub(super) fn iq1_m(b: &[u8], y: &mut [f32]) {
             q(2) | ((h1 << 8) & 0x700),
             q(3) | ((h1 << 4) & 0x700),
         ];
-        let delta = |h: usize, bit: usize| {
-            if h & bit != 0 {
-                -IQ1S_DELTA
-            } else {
-                IQ1S_DELTA
-            }
-        };
         let deltas = [
-            delta(h0, 0x08),
-            delta(h0, 0x80),
-            delta(h1, 0x08),
-            delta(h1, 0x80),
+            iq1_delta(h0 & 0x08 != 0),
+            iq1_delta(h0 & 0x80 != 0),
+            iq1_delta(h1 & 0x08 != 0),
+            iq1_delta(h1 & 0x80 != 0),
         ];
         for l in 0..4 {
             let dl = if l < 2 { dl1 } else { dl2 };
@@ -194,11 +185,9 @@ pub(super) fn iq4_xs(b: &[u8], y: &mut [f32]) {
         let ls = ((scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) as i32
             | (((scales_h >> (2 * ib)) & 3) << 4) as i32;
         let dl = d * (ls - 32) as f32;
-        let q = &qs[16 * ib..16 * ib + 16];
         let out = &mut y[32 * ib..32 * ib + 32];
-        for j in 0..16 {
-            out[j] = dl * f32::from(IQ4NL[usize::from(q[j] & 0xF)]);
-            out[j + 16] = dl * f32::from(IQ4NL[usize::from(q[j] >> 4)]);
-        }
+        nibbles(&qs[16 * ib..16 * ib + 16], out, |q| {
+            dl * f32::from(IQ4NL[usize::from(q)])
+        });
     }
 }

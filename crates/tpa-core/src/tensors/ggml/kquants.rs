@@ -131,22 +131,17 @@ pub(super) fn tq1_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 52);
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut out = 0;
-    for &p in &POW3 {
-        for &q in &qs[0..32] {
-            y[out] = trit(q, p) * d;
-            out += 1;
-        }
-    }
-    for &p in &POW3 {
-        for &q in &qs[32..48] {
-            y[out] = trit(q, p) * d;
-            out += 1;
-        }
-    }
-    for &p in &POW3[..4] {
-        for &q in qh {
-            y[out] = trit(q, p) * d;
-            out += 1;
+    // Five trits a byte in qs (32 bytes, then 16), four in qh.
+    for (bytes, pows) in [
+        (&qs[0..32], &POW3[..]),
+        (&qs[32..48], &POW3[..]),
+        (qh, &POW3[..4]),
+    ] {
+        for &p in pows {
+            for &q in bytes {
+                y[out] = trit(q, p) * d;
+                out += 1;
+            }
         }
     }
 }

@@ -245,6 +245,18 @@ impl BlockDecoder {
     }
 }
 
+/// Codes packed two to a byte as ggml's 4-bit types pack them: byte j holds
+/// element j in its low nibble and element j + `qs.len()` in its high one;
+/// `value` turns a nibble into its element.
+#[inline(always)]
+pub(super) fn nibbles(qs: &[u8], y: &mut [f32], value: impl Fn(u8) -> f32) {
+    let half = qs.len();
+    for (j, &q) in qs.iter().enumerate() {
+        y[j] = value(q & 0xF);
+        y[j + half] = value(q >> 4);
+    }
+}
+
 /// An IEEE half stored little endian at `b[at..at + 2]`, widened exactly.
 #[inline(always)]
 pub(super) fn f16_at(b: &[u8], at: usize) -> f32 {

@@ -3,27 +3,19 @@
 //! element j + half in its high nibble (ggml's `dequantize_row_*`).
 
 use super::grids::IQ4NL;
-use super::{f16_at, u32_at};
+use super::{f16_at, nibbles, u32_at};
 
 /// E2M1 values doubled, as ggml's `kvalues_mxfp4` (the scales are halved).
 const FP4_DOUBLED: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
 pub(super) fn q4_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
-    let qs = &b[2..18];
-    for j in 0..16 {
-        y[j] = (i32::from(qs[j] & 0xF) - 8) as f32 * d;
-        y[j + 16] = (i32::from(qs[j] >> 4) - 8) as f32 * d;
-    }
+    nibbles(&b[2..18], y, |q| (i32::from(q) - 8) as f32 * d);
 }
 
 pub(super) fn q4_1(b: &[u8], y: &mut [f32]) {
     let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-    let qs = &b[4..20];
-    for j in 0..16 {
-        y[j] = f32::from(qs[j] & 0xF) * d + m;
-        y[j + 16] = f32::from(qs[j] >> 4) * d + m;
-    }
+    nibbles(&b[4..20], y, |q| f32::from(q) * d + m);
 }
 
 /// The 5-bit codes of Q5_0/Q5_1: nibble plus bit j (or j + 16) of `qh`.
@@ -64,11 +56,7 @@ pub(super) fn q8_0(b: &[u8], y: &mut [f32]) {
 
 pub(super) fn iq4_nl(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
-    let qs = &b[2..18];
-    for j in 0..16 {
-        y[j] = d * f32::from(IQ4NL[usize::from(qs[j] & 0xF)]);
-        y[j + 16] = d * f32::from(IQ4NL[usize::from(qs[j] >> 4)]);
-    }
+    nibbles(&b[2..18], y, |q| d * f32::from(IQ4NL[usize::from(q)]));
 }
 
 /// ggml's `ggml_e8m0_to_fp32_half`: 2^(e − 128), subnormal for e < 2.
@@ -83,11 +71,7 @@ fn e8m0_half(e: u8) -> f32 {
 
 pub(super) fn mxfp4(b: &[u8], y: &mut [f32]) {
     let d = e8m0_half(b[0]);
-    let qs = &b[1..17];
-    for j in 0..16 {
-        y[j] = f32::from(FP4_DOUBLED[usize::from(qs[j] & 0xF)]) * d;
-        y[j + 16] = f32::from(FP4_DOUBLED[usize::from(qs[j] >> 4)]) * d;
-    }
+    nibbles(&b[1..17], y, |q| f32::from(FP4_DOUBLED[usize::from(q)]) * d);
 }
 
 /// ggml's `ggml_ue4m3_to_fp32`, halved for the doubled E2M1 values: 0 for
@@ -111,10 +95,8 @@ pub(super) fn nvfp4(b: &[u8], y: &mut [f32]) {
     for s in 0..4 {
         let d = ue4m3_half(b[s]);
         let out = &mut y[16 * s..16 * (s + 1)];
-        for j in 0..8 {
-            let q = qs[8 * s + j];
-            out[j] = d * f32::from(FP4_DOUBLED[usize::from(q & 0xF)]);
-            out[j + 8] = d * f32::from(FP4_DOUBLED[usize::from(q >> 4)]);
-        }
+        nibbles(&qs[8 * s..8 * s + 8], out, |q| {
+            d * f32::from(FP4_DOUBLED[usize::from(q)])
+        });
     }
 }
